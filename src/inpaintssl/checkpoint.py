@@ -1,0 +1,102 @@
+"""Checkpoints: one dict of state_dicts + step + config + format version, written atomically,
+loaded without executing code.
+
+    save_checkpoint(run / "checkpoints" / "latest.pt", {"step": 100, "config": {...}, "generator": sd, ...})
+    ckpt = load_checkpoint("runs/m1")            # a run folder means its checkpoints/latest.pt
+
+Layout of a run folder::
+
+    RUN/config.json            resolved config
+    RUN/metrics.jsonl          one JSON line per log step
+    RUN/samples/step_NNNNNN.png  real | corrupted | reconstructed (paper Figure 3)
+    RUN/checkpoints/latest.pt  written at the end of the run and on Ctrl-C / SIGTERM
+    RUN/checkpoints/step_NNNNNN.pt  periodic
+
+Saving writes a temp file in the same folder and renames it over the target, so a crash never leaves a
+half-written ``latest.pt``. Loading uses ``torch.load(weights_only=True)``: a pickle that would run code
+is refused with an error instead of being executed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import InpaintsslError
+
+FORMAT_VERSION = 1
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    state = dict(state, format_version=FORMAT_VERSION)
+    _atomic_write(path, lambda f: torch.save(state, f))
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint file, or a run folder (its ``checkpoints/latest.pt``)."""
+    path = Path(path)
+    if path.is_dir():
+        for cand in (path / "checkpoints" / "latest.pt", path / "latest.pt"):
+            if cand.is_file():
+                return cand
+        raise InpaintsslError(f"{path}: folder has no checkpoints/latest.pt; pass a run folder made by "
+                              "'inpaintssl train' or a .pt checkpoint file")
+    if not path.exists():
+        raise InpaintsslError(f"{path}: no such checkpoint file or run folder")
+    return path
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load safely (no code execution). Raises InpaintsslError for anything that is not our checkpoint."""
+    path = resolve_checkpoint(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise InpaintsslError(f"{path}: refused to load: the file contains Python objects that could run "
+                              f"code, which inpaintssl never writes ({str(e).splitlines()[0][:120]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise InpaintsslError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:160]})") from None
+    if not isinstance(ckpt, dict) or "generator" not in ckpt or "config" not in ckpt:
+        raise InpaintsslError(f"{path}: not an inpaintssl checkpoint (no generator weights or config)")
+    if ckpt.get("format_version", 0) > FORMAT_VERSION:
+        raise InpaintsslError(f"{path}: checkpoint format {ckpt['format_version']} is newer than this "
+                              f"inpaintssl understands ({FORMAT_VERSION}); upgrade inpaintssl")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def check_compatible(ckpt: dict, expected: dict, what: str = "this run") -> None:
+    """Error naming both sides if the checkpoint's model config differs from ``expected`` (a config dict)."""
+    have, want = ckpt["config"].get("model", {}), expected.get("model", {})
+    diffs = [f"model.{k}={have.get(k)!r} vs {want.get(k)!r}" for k in sorted(set(have) | set(want))
+             if have.get(k) != want.get(k)]
+    if diffs:
+        raise InpaintsslError(
+            f"{ckpt.get('path', 'checkpoint')}: checkpoint of preset {ckpt['config'].get('preset')!r} "
+            f"({have.get('image_size')} px) does not match {what} (preset {expected.get('preset')!r}, "
+            f"{want.get('image_size')} px): {'; '.join(diffs)}")

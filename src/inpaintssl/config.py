@@ -1,0 +1,241 @@
+"""Typed configuration: one dataclass per component, named presets, one override syntax.
+
+    cfg = get_preset("m1")
+    cfg = apply_overrides(cfg, ["train.seed=7", "loss.w3=1e-4"])
+    save_config(cfg, run_dir / "config.json")
+
+Presets (paper section 5.4):
+
+* ``m1``    U-Net generator with skips, global + local discriminators, predicts the whole image.
+* ``m2``    ``m1`` without the global discriminator.
+* ``m3``    no skips, no global discriminator; the generator predicts only the hole patch.
+* ``smoke`` ``m1`` shrunk to 32 px / width 16 / bottleneck 128 so it trains on 2 CPU cores in seconds.
+* ``m1-64``, ``m2-64``, ``m3-64``: the three models at 64 px, width 32, bottleneck 1000 (CPU-sized).
+
+Choices where the paper is silent are fields here, with the paper-faithful value as default and the
+reason in the field's comment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InpaintsslError
+
+
+@dataclass
+class ModelConfig:
+    image_size: int = 128        # side of the square training image (power of two, >= 32)
+    width: int = 64              # channels of the first conv (paper Table 1: 64)
+    bottleneck: int = 4000       # channels of the 1x1 bottleneck (paper Table 1: 4000)
+    skips: bool = True           # U-Net skips: encoder layer i concatenated into decoder layer n-i
+    predict: str = "image"       # "image" (M1/M2: whole image) or "patch" (M3: only the central hole)
+    global_d: bool = True        # global discriminator on the whole image
+    local_d: bool = True         # local discriminator on the hole region I * M
+    mask_channel: bool = False   # feed the mask as a 4th input channel (paper: no, input is I*(1-M))
+    d_width: int = 64            # channels of the discriminators' first conv (paper Table 2: 64)
+
+
+@dataclass
+class LossConfig:
+    w1: float = 0.9              # L2 outside the hole  (paper: 0.9)
+    w2: float = 0.1              # L2 inside the hole   (paper: 0.1)
+    w3: float = 1e-5             # adversarial, global D (paper: 1e-5)
+    w4: float = 1e-5             # adversarial, local D  (paper: 1e-5)
+    # The paper's N is "the total number of elements in that corresponding norm": read literally, the
+    # mean runs over every element of the masked tensor ("tensor"). "region" divides by the number of
+    # elements inside (resp. outside) the hole instead, which makes w1/w2 independent of the hole size.
+    mse_norm: str = "tensor"
+
+
+@dataclass
+class OptimConfig:
+    lr_g: float = 2e-3           # paper: 2e-3
+    lr_d: float = 1e-3           # paper: 1e-3
+    beta1: float = 0.5           # paper silent; DCGAN's 0.5 is the usual GAN choice
+    beta2: float = 0.999
+
+
+@dataclass
+class MaskConfig:
+    kind: str = "center"         # center | rect | freeform | mixed (paper: center, half the side)
+    rect_min: float = 0.25       # rect: side as a fraction of the image, drawn in [rect_min, rect_max]
+    rect_max: float = 0.5
+    strokes_max: int = 4         # freeform: 1..strokes_max brush strokes
+    brush_min: float = 0.04      # freeform: brush width as a fraction of the image side
+    brush_max: float = 0.12
+
+
+@dataclass
+class DataConfig:
+    # random square crop whose side is a fraction in [crop_min, crop_max] of the photo's shorter side,
+    # resized to image_size; then a horizontal flip with probability 0.5 if flip is true
+    crop_min: float = 0.875
+    crop_max: float = 1.0
+    flip: bool = True
+    workers: int = 2             # DataLoader worker processes (0 = load in the main process)
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64         # paper silent
+    steps: int = 10000           # total optimisation steps of the run (--steps / --epochs set it)
+    seed: int = 0
+    log_every: int = 10          # steps between lines of metrics.jsonl
+    sample_every: int = 500      # steps between sample grids (paper Figure 3 layout)
+    ckpt_every: int = 1000       # steps between periodic checkpoints (latest is also written at the end)
+    device: str = "auto"         # auto | cpu | cuda | cuda:N
+    amp: bool = True             # bf16 autocast on CUDA (ignored on CPU, which trains in fp32)
+
+
+@dataclass
+class Config:
+    preset: str = "m1"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> "Config":
+        m = self.model
+        if m.image_size < 32 or m.image_size & (m.image_size - 1):
+            raise InpaintsslError(f"model.image_size={m.image_size}: must be a power of two >= 32")
+        if m.predict not in ("image", "patch"):
+            raise InpaintsslError(f"model.predict={m.predict!r}: choose 'image' or 'patch'")
+        if m.predict == "patch" and self.mask.kind != "center":
+            raise InpaintsslError(
+                f"mask.kind={self.mask.kind!r} with model.predict='patch' (M3): a patch-predicting "
+                "generator needs the central square hole; use --mask center or an M1/M2 preset")
+        if self.mask.kind not in ("center", "rect", "freeform", "mixed"):
+            raise InpaintsslError(f"mask.kind={self.mask.kind!r}: choose center, rect, freeform or mixed")
+        if self.loss.mse_norm not in ("tensor", "region"):
+            raise InpaintsslError(f"loss.mse_norm={self.loss.mse_norm!r}: choose 'tensor' or 'region'")
+        if self.train.batch_size < 2:
+            raise InpaintsslError("train.batch_size must be >= 2 (batch norm needs two samples)")
+        if not 0 < self.data.crop_min <= self.data.crop_max <= 1:
+            raise InpaintsslError("data.crop_min/crop_max must satisfy 0 < crop_min <= crop_max <= 1")
+        if not 0 < self.mask.rect_min <= self.mask.rect_max <= 1:
+            raise InpaintsslError("mask.rect_min/rect_max must satisfy 0 < rect_min <= rect_max <= 1")
+        for name in ("log_every", "sample_every", "ckpt_every"):
+            if getattr(self.train, name) < 1:
+                raise InpaintsslError(f"train.{name} must be >= 1")
+        return self
+
+
+def _m1() -> Config:
+    return Config(preset="m1")
+
+
+def _m2() -> Config:
+    cfg = _m1()
+    cfg.preset, cfg.model.global_d = "m2", False
+    return cfg
+
+
+def _m3() -> Config:
+    cfg = _m1()
+    cfg.preset = "m3"
+    cfg.model.skips, cfg.model.global_d, cfg.model.predict = False, False, "patch"
+    return cfg
+
+
+def _small(base, name: str, size: int, width: int, bottleneck: int, batch: int) -> typing.Callable[[], Config]:
+    def make() -> Config:
+        cfg = base()
+        cfg.preset = name
+        cfg.model.image_size, cfg.model.width, cfg.model.d_width = size, width, width
+        cfg.model.bottleneck = bottleneck
+        cfg.train.batch_size = batch
+        cfg.train.sample_every, cfg.train.ckpt_every, cfg.train.log_every = 100, 200, 5
+        cfg.data.workers = 0
+        return cfg
+    return make
+
+
+PRESETS: dict[str, typing.Callable[[], Config]] = {
+    "m1": _m1,
+    "m2": _m2,
+    "m3": _m3,
+    "m1-64": _small(_m1, "m1-64", 64, 32, 1000, 32),
+    "m2-64": _small(_m2, "m2-64", 64, 32, 1000, 32),
+    "m3-64": _small(_m3, "m3-64", 64, 32, 1000, 32),
+    "smoke": _small(_m1, "smoke", 32, 16, 128, 8),
+}
+
+
+def get_preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise InpaintsslError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+def _parse_value(text: str, typ, key: str):
+    if typ is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise InpaintsslError(f"--set {key}={text}: expected true or false")
+    try:
+        return typ(text)
+    except ValueError:
+        raise InpaintsslError(f"--set {key}={text}: expected a value of type {typ.__name__}") from None
+
+
+def apply_overrides(cfg: Config, overrides: typing.Iterable[str]) -> Config:
+    """Apply ``section.key=value`` strings; unknown sections or keys are an error."""
+    for item in overrides:
+        if "=" not in item:
+            raise InpaintsslError(f"--set {item!r}: expected section.key=value, e.g. train.seed=7")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) != 2:
+            raise InpaintsslError(f"--set {item!r}: expected section.key=value, e.g. loss.w3=1e-4")
+        section, name = parts
+        sections = {f.name for f in dataclasses.fields(cfg) if f.name != "preset"}
+        if section not in sections:
+            raise InpaintsslError(f"--set {item!r}: unknown section {section!r}; sections: {', '.join(sorted(sections))}")
+        sub = getattr(cfg, section)
+        hints = typing.get_type_hints(type(sub))
+        if name not in hints:
+            raise InpaintsslError(f"--set {item!r}: unknown key {section}.{name}; keys: {', '.join(hints)}")
+        setattr(sub, name, _parse_value(value, hints[name], key))
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(data: dict) -> Config:
+    """Rebuild a Config from its dict form (a checkpoint's or a run's config.json); unknown keys are an error."""
+    cfg = Config(preset=data.get("preset", "custom"))
+    for f in dataclasses.fields(cfg):
+        if f.name == "preset" or f.name not in data:
+            continue
+        sub = getattr(cfg, f.name)
+        hints = typing.get_type_hints(type(sub))
+        for key, value in data[f.name].items():
+            if key not in hints:
+                raise InpaintsslError(f"config has unknown key {f.name}.{key} (written by a newer inpaintssl?)")
+            setattr(sub, key, value)
+    return cfg
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    from .checkpoint import atomic_write_text
+    atomic_write_text(Path(path), json.dumps(config_to_dict(cfg), indent=2) + "\n")
+
+
+def load_config(path: Path) -> Config:
+    try:
+        return config_from_dict(json.loads(Path(path).read_text()))
+    except (OSError, json.JSONDecodeError) as e:
+        raise InpaintsslError(f"{path}: cannot read config ({e})") from None

@@ -1,0 +1,147 @@
+"""Image and mask I/O at the boundary of the package: files <-> uint8 arrays <-> [-1, 1] tensors.
+
+    rgb = load_rgb("photo.jpg")                 # (H, W, 3) uint8, EXIF orientation applied
+    hole = load_mask("mask.png", rgb.shape[:2]) # (H, W) bool, white = hole
+    x = to_tensor(rgb)                          # (3, H, W) float in [-1, 1]
+
+Every failure to read a file becomes an :class:`InpaintsslError` naming the file and what to do.
+Any mode Pillow opens is converted to 8-bit RGB: grayscale, 16-bit (scaled, not clipped), CMYK,
+palette (with or without transparency), RGBA/LA (alpha dropped). Decompression bombs are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from .errors import InpaintsslError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+MAX_PIXELS = 100_000_000            # refuse images above 100 megapixels (Pillow's bomb guard is ~89 MP)
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def list_images(root: Path) -> list[Path]:
+    """All image files under ``root`` (recursive, sorted); ``root`` may itself be one file."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p))
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
+        a = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(a, "L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    return img.convert("RGB")
+
+
+def open_image(path: Path, draft: int | None = None) -> Image.Image:
+    """Open, decode fully, apply EXIF orientation, convert to RGB. ``draft`` lets JPEG decode at a
+    reduced scale whose shorter side is still >= draft pixels (much faster for training crops)."""
+    path = Path(path)
+    if not path.exists():
+        raise InpaintsslError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise InpaintsslError(f"{path}: is a folder, expected an image file")
+    if path.stat().st_size == 0:
+        raise InpaintsslError(f"{path}: empty file (0 bytes); replace it with a real image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
+                if draft and img.format == "JPEG":
+                    img.draft("RGB", (draft, draft))
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InpaintsslError(f"{path}: image too large ({e}); the limit is {MAX_PIXELS:,} pixels, "
+                              "downscale it first") from None
+    except InpaintsslError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError, EOFError) as e:
+        raise InpaintsslError(f"{path}: cannot read image ({type(e).__name__}: {e}); "
+                              "is it a complete JPEG/PNG/WebP file?") from None
+    if rgb.width < 2 or rgb.height < 2:
+        raise InpaintsslError(f"{path}: image is {rgb.width}x{rgb.height} pixels; need at least 2x2")
+    return rgb
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB."""
+    return np.asarray(open_image(path), dtype=np.uint8).copy()
+
+
+def load_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A mask file as (H, W) bool, True = hole (white). Gray values count as hole when >= 128.
+
+    ``shape`` = (H, W) of the image the mask belongs to; a mismatch is an error (no silent resize)."""
+    path = Path(path)
+    img = open_image(path)
+    gray = np.asarray(img.convert("L"))
+    if shape is not None and gray.shape != tuple(shape):
+        raise InpaintsslError(f"{path}: mask is {gray.shape[1]}x{gray.shape[0]} but the image is "
+                              f"{shape[1]}x{shape[0]}; a mask must have the image's size")
+    hole = gray >= 128
+    if not hole.any():
+        raise InpaintsslError(f"{path}: mask has no hole (no white pixel); paint the region to fill in white")
+    if hole.all():
+        raise InpaintsslError(f"{path}: mask is entirely white (everything is hole); leave some context black")
+    return hole
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float in [-1, 1]."""
+    rgb = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb, order="C")
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [-1, 1] -> (H, W, 3) uint8 (rounded, clamped)."""
+    x = x.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round()
+    return x.to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def save_png(rgb: np.ndarray, path: Path) -> None:
+    """Write a PNG atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(rgb).save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def make_grid(rows: list[list[np.ndarray]], pad: int = 2, fill: int = 255) -> np.ndarray:
+    """Tile equal-sized (H, W, 3) uint8 images: rows[i][j] is row i, column j."""
+    h, w = rows[0][0].shape[:2]
+    ncol = max(len(r) for r in rows)
+    out = np.full((len(rows) * (h + pad) + pad, ncol * (w + pad) + pad, 3), fill, np.uint8)
+    for i, row in enumerate(rows):
+        for j, im in enumerate(row):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            out[y:y + h, x:x + w] = im
+    return out
