@@ -76,8 +76,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise InpaintsslError(f"{path}: refused to load: the file contains Python objects that could run "
-                              f"code, which inpaintssl never writes ({str(e).splitlines()[0][:120]})") from None
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        code = [ln for ln in lines if "GLOBAL" in ln or "global" in ln.split(":")[0]]
+        if code:                                     # the pickle names a Python callable: never run it
+            raise InpaintsslError(f"{path}: refused to load: the file holds Python objects that could run "
+                                  f"code, which inpaintssl checkpoints never contain ({code[0][:120]})") from None
+        raise InpaintsslError(f"{path}: not a readable PyTorch checkpoint (corrupt or not a .pt file)") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise InpaintsslError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:160]})") from None

@@ -1,0 +1,70 @@
+"""Every preset builds and trains one step with the right shapes and finite values (paper Tables 1-2)."""
+
+import pytest
+import torch
+
+from inpaintssl.config import PRESETS, get_preset
+from inpaintssl.masks import center_mask
+from inpaintssl.models import Discriminator, Generator, build_models, encoder_channels
+from inpaintssl.train import build_state, train_step
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_forward_backward(name):
+    cfg = get_preset(name)
+    cfg.train.batch_size = 2
+    S = cfg.model.image_size
+    state = build_state(cfg, torch.device("cpu"))
+    assert set(state.models) == {"generator"} | ({"d_global"} if cfg.model.global_d else set()) | {"d_local"}
+    G = state.models["generator"]
+    real = torch.rand(2, 3, S, S) * 2 - 1
+    out = G(real)
+    side = S // 2 if cfg.model.predict == "patch" else S
+    assert out.shape == (2, 3, side, side)
+    assert G.forward_features(real).shape == (2, cfg.model.bottleneck, 1, 1)
+    before = [p.detach().clone() for p in G.parameters()]
+    logs = train_step(state, real, center_mask(2, S))
+    assert all(torch.isfinite(v) for v in logs.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, G.parameters())), "generator did not update"
+    for grads in (p.grad for p in G.parameters()):
+        assert grads is None or torch.isfinite(grads).all()
+
+
+def test_paper_m1_architecture():
+    """Table 1 at 128 px: encoder 64, 64, 128, 256, 512 + 4000 bottleneck; 6 decoder layers; skips i <-> n-i."""
+    cfg = get_preset("m1").model
+    assert encoder_channels(cfg) == [64, 64, 128, 256, 512]
+    G = Generator(cfg)
+    assert G.bottleneck[0].out_channels == 4000 and G.bottleneck[0].kernel_size == (4, 4)
+    assert G.bottleneck[0].stride == (1, 1)
+    outs = [layer[0].out_channels for layer in G.decoder]
+    assert outs == [512, 256, 128, 64, 64, 3]
+    ins = [layer[0].in_channels for layer in G.decoder]
+    assert ins == [4000, 512 + 512, 256 + 256, 128 + 128, 64 + 64, 64 + 64]   # U-Net concatenation
+    assert isinstance(G.decoder[-1][-1], torch.nn.Tanh)
+    assert isinstance(G.decoder[0][-1], torch.nn.ReLU)                      # Table 1: ReLU after T.Conv2d 1
+    assert all(isinstance(l_[-1], torch.nn.LeakyReLU) for l_ in G.encoder)
+
+
+def test_m3_has_no_skips_and_predicts_patch():
+    cfg = get_preset("m3").model
+    G = Generator(cfg)
+    assert [layer[0].in_channels for layer in G.decoder] == [4000, 512, 256, 128, 64]
+    assert G.eval()(torch.zeros(1, 3, 128, 128)).shape == (1, 3, 64, 64)
+
+
+def test_discriminators_table2():
+    Dg, Dl = Discriminator(128, 64, "global"), Discriminator(128, 64, "local")
+    chans = [blk[0].out_channels for blk in Dg.features]
+    assert chans == [64, 128, 256, 512, 512]
+    assert isinstance(Dg.head, torch.nn.Conv2d) and Dg.head.out_channels == 1     # Conv2d* only in global
+    assert not any(isinstance(m, torch.nn.Conv2d) and m.out_channels == 1 for m in Dl.modules())
+    x = torch.randn(3, 3, 128, 128)
+    assert Dg(x).shape == (3,) and Dl(x).shape == (3,)
+
+
+def test_mask_channel_option():
+    cfg = get_preset("smoke").model
+    cfg.mask_channel = True
+    models = build_models(cfg)
+    assert models["generator"].encoder[0][0].in_channels == 4

@@ -1,0 +1,165 @@
+"""Training: learning happens, runs are reproducible and resumable, nothing is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import smoke_config, write_photos
+from inpaintssl.checkpoint import load_checkpoint
+from inpaintssl.errors import InpaintsslError
+from inpaintssl.train import train
+
+QUIET = {"progress": False, "log": lambda *_: None}
+
+
+def read_metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_smoke_training_lowers_hole_loss(tmp_path, tiny_photos):
+    run = tmp_path / "run"
+    cfg = smoke_config(300, "train.log_every=10", "train.sample_every=150")
+    summary = train(cfg, run, [tiny_photos], **QUIET)
+    assert summary["step"] == 300 and not summary["interrupted"]
+    rows = read_metrics(run)
+    start = sum(r["hole_mse"] for r in rows[:2]) / 2
+    end = sum(r["hole_mse"] for r in rows[-3:]) / 3
+    assert end < 0.35 * start, (start, end)
+    assert (run / "config.json").is_file()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000150.png", "step_000300.png"]
+    ckpt = load_checkpoint(run)
+    assert ckpt["step"] == 300 and ckpt["config"]["preset"] == "smoke"
+
+
+def test_checkpoint_round_trip(tmp_path, tiny_photos):
+    run = tmp_path / "run"
+    train(smoke_config(4), run, [tiny_photos], **QUIET)
+    ckpt = load_checkpoint(run / "checkpoints" / "latest.pt")
+    from inpaintssl.config import config_from_dict
+    from inpaintssl.models import build_models
+    models = build_models(config_from_dict(ckpt["config"]).model)
+    for name, model in models.items():
+        model.load_state_dict(ckpt[name])
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, ckpt[name][k])
+
+
+def weights(run):
+    ckpt = load_checkpoint(run)
+    return {f"{m}.{k}": v for m in ("generator", "d_global", "d_local") for k, v in ckpt[m].items()}
+
+
+def test_resume_is_exact(tmp_path, tiny_photos):
+    """--steps 12 then --resume --steps 24 equals an uninterrupted --steps 24 run, weight for weight."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(smoke_config(24, "data.workers=2"), a, [tiny_photos], **QUIET)
+    train(smoke_config(12, "data.workers=0"), b, [tiny_photos], **QUIET)
+    train(smoke_config(24, "data.workers=0"), b, None, resume=True, **QUIET)   # sources come from the run
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    ca, cb = load_checkpoint(a), load_checkpoint(b)
+    assert ca["step"] == cb["step"] == 24
+    sa, sb = ca["opt_g"]["state"], cb["opt_g"]["state"]
+    assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+    steps_a = [r["step"] for r in read_metrics(a)]
+    assert [r["step"] for r in read_metrics(b)] == sorted(steps_a + [12])     # + the first run's last step
+
+
+def test_different_seed_gives_different_weights(tmp_path, tiny_photos):
+    train(smoke_config(3), tmp_path / "a", [tiny_photos], **QUIET)
+    train(smoke_config(3, "train.seed=1"), tmp_path / "b", [tiny_photos], **QUIET)
+    wa, wb = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_existing_run_is_never_overwritten_silently(tmp_path, tiny_photos):
+    run = tmp_path / "run"
+    train(smoke_config(2), run, [tiny_photos], **QUIET)
+    before = (run / "checkpoints" / "latest.pt").read_bytes()
+    with pytest.raises(InpaintsslError, match="--resume"):
+        train(smoke_config(2), run, [tiny_photos], **QUIET)
+    assert (run / "checkpoints" / "latest.pt").read_bytes() == before
+    (run / "notes.txt").write_text("mine")
+    train(smoke_config(2, "train.seed=3"), run, [tiny_photos], overwrite=True, **QUIET)
+    assert (run / "notes.txt").read_text() == "mine"          # --overwrite removes only what train wrote
+    with pytest.raises(InpaintsslError, match="nothing to resume"):
+        train(smoke_config(2), tmp_path / "empty", [tiny_photos], resume=True, **QUIET)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_photos):
+    run = tmp_path / "run"
+    train(smoke_config(4), run, [tiny_photos], **QUIET)
+    good = (run / "checkpoints" / "latest.pt").read_bytes()
+    with pytest.raises(InpaintsslError, match="non-finite loss at step 5"):
+        train(smoke_config(8, "optim.lr_g=inf"), run, [tiny_photos], resume=True, **QUIET)
+    assert (run / "checkpoints" / "latest.pt").read_bytes() == good
+
+
+def test_bad_files_are_skipped_counted_and_reported(tmp_path):
+    folder = tmp_path / "photos"
+    write_photos(folder, 6, seed=4)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("this is not a JPEG")
+    good = (folder / "img_000.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (folder / "readme.txt").write_text("ignored: not an image extension")
+    messages = []
+    summary = train(smoke_config(6), tmp_path / "run", [folder], progress=False, log=messages.append)
+    assert summary["step"] == 6
+    names = sorted(os.path.basename(p) for p in summary["skipped_files"])
+    assert names == ["empty.jpg", "notes.jpg", "truncated.jpg"]
+    assert any("skipped 3 unreadable file(s)" in m for m in messages)
+    assert len((tmp_path / "run" / "skipped_files.txt").read_text().splitlines()) == 3
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "inpaintssl", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _wait_for(path, proc, timeout=60):
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout, "timed out waiting for training to start"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_writes_latest(tmp_path, tiny_photos, sig):
+    run = tmp_path / "run"
+    proc = _cli("train", "--preset", "smoke", "--data", str(tiny_photos), "--out", str(run), "--steps", "100000",
+                "--no-progress", "--set", "train.log_every=1", "--set", "train.ckpt_every=100000")
+    _wait_for(run / "metrics.jsonl", proc)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err and "Traceback" not in err
+    step = load_checkpoint(run)["step"]
+    assert 0 < step < 100000
+
+
+def test_sigkill_resumes_from_last_checkpoint(tmp_path, tiny_photos):
+    run = tmp_path / "run"
+    proc = _cli("train", "--preset", "smoke", "--data", str(tiny_photos), "--out", str(run), "--steps", "100000",
+                "--no-progress", "--set", "train.ckpt_every=5")
+    _wait_for(run / "checkpoints" / "latest.pt", proc)
+    time.sleep(0.3)
+    proc.kill()
+    proc.communicate(timeout=30)
+    saved = load_checkpoint(run)["step"]                     # a complete checkpoint, never half-written
+    assert saved % 5 == 0 and saved >= 5
+    res = subprocess.run([sys.executable, "-m", "inpaintssl", "train", "--out", str(run), "--resume",
+                          "--steps", str(saved + 3), "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert load_checkpoint(run)["step"] == saved + 3
