@@ -244,3 +244,32 @@ def test_mask_loading_threshold_property(tmp_path_factory, h, w, data):
             load_mask(path, (h, w))
     else:
         assert np.array_equal(load_mask(path, (h, w)), expected)
+
+
+def test_training_folder_with_every_kind_of_bad_file(tmp_path):
+    """Unreadable files are skipped and counted; unusual but valid ones are used; the run finishes."""
+    folder = tmp_path / "photos"
+    from conftest import write_photos
+    write_photos(folder, 4, seed=2)
+    for make in BAD_INPUTS.values():
+        make(folder)                                    # zero-byte, truncated, text, 1x1, bomb, ... (+ folders)
+    rgb = photo()
+    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(folder / "g16.png")
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
+    Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE).save(folder / "pal.png", transparency=0)
+    result = CliRunner().invoke(cli, ["train", "--preset", "smoke", "--data", str(folder), "--out",
+                                      str(tmp_path / "run"), "--steps", "8", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 5 unreadable file(s) of 12" in result.stderr
+    skipped = (tmp_path / "run" / "skipped_files.txt").read_text().split()
+    assert sorted(os.path.basename(p) for p in skipped) == ["bomb.png", "one.png", "text.jpg", "trunc.jpg", "zero.jpg"]
+
+
+@pytest.mark.parametrize("case", ["missing path", "empty folder", "folder of non-images"])
+def test_train_bad_data_argument(tmp_path, case):
+    target = BAD_INPUTS[case](tmp_path)
+    result = CliRunner().invoke(cli, ["train", "--preset", "smoke", "--data", str(target), "--out",
+                                      str(tmp_path / "run"), "--steps", "2"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and target.name in lines[0]
