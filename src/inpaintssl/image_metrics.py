@@ -1,0 +1,102 @@
+"""Full-reference image metrics over the hole and over the whole image, on the [0, 1] pixel scale.
+
+    m = image_metrics(pred, target, hole)   # pred, target: (N, 3, H, W) in [0, 1]; hole: (N, 1, H, W), 1 = hole
+    m["psnr_hole"], m["ssim_image"]         # each a (N,) float64 tensor, one value per image
+
+Definitions (per image; ``d = pred - target``; the hole has ``n`` pixels, so ``3n`` values):
+
+* ``l1_*``   mean of ``|d|`` over the region's values (all three channels);
+* ``l2_*``   mean of ``d**2`` over the region's values (the MSE);
+* ``psnr_*`` ``10 log10(1 / max(l2, 1e-10))`` dB for a peak of 1. The MSE floor **caps PSNR at 100 dB**
+  (:data:`PSNR_CAP_DB`), so identical images score 100 instead of infinity and means stay finite;
+* ``ssim_*`` the SSIM map of Wang et al. (2004) -- Gaussian window sigma 1.5 (11 taps), K1 = 0.01,
+  K2 = 0.03, data range 1, population (co)variances -- computed per channel by torchmetrics with
+  reflection padding, so the map has one value per pixel and channel. ``ssim_image`` is the mean of the
+  whole map; ``ssim_hole`` is the mean of the map over the hole pixels only. A hole pixel's SSIM still
+  looks at its 11 x 11 neighbourhood, so pixels near the hole's edge also see known context.
+
+``*_hole`` uses only pixels where ``hole == 1``; ``*_image`` uses every pixel. For an inpainting composite
+(prediction inside the hole, the original outside) the whole-image L1 / L2 equal the hole values times the
+hole's area fraction, while whole-image SSIM is pulled towards 1 by the untouched context.
+
+scikit-image agrees: ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=1, full=True)`` gives the same map away from the image border
+(it pads differently and its scalar mean drops a 5-pixel border; ours keeps every pixel, so a hole that
+touches the border is scored like any other). ``tests/test_evaluate.py`` checks both agreements.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import InpaintsslError
+
+PSNR_CAP_DB = 100.0
+MSE_FLOOR = 10.0 ** (-PSNR_CAP_DB / 10.0)      # 1e-10: the MSE at which PSNR reaches the cap
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+# (metric, region) pairs in report order; a metric key is f"{metric}_{region}"
+METRICS = ("psnr", "ssim", "l1", "l2")
+REGIONS = ("hole", "image")
+METRIC_KEYS = tuple(f"{m}_{r}" for r in REGIONS for m in METRICS)
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "l2": False}
+
+
+def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB for pixel values in [0, 1], capped at :data:`PSNR_CAP_DB`."""
+    return 10.0 * torch.log10(1.0 / mse.clamp_min(MSE_FLOOR))
+
+
+def ssim_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-pixel, per-channel SSIM. (N, C, H, W) in [0, 1] -> (N, C, H, W); needs H, W >= 6."""
+    try:
+        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+    except ImportError:
+        raise InpaintsslError("SSIM needs torchmetrics, which is not installed; install the evaluation "
+                              "extra: pip install 'inpaintssl[eval]'") from None
+    if min(pred.shape[-2:]) < 6:
+        raise InpaintsslError(f"images of {pred.shape[-1]}x{pred.shape[-2]} px are too small for SSIM "
+                              "(its reflection padding needs at least 6 px a side)")
+    _, full = ssim(pred, target, gaussian_kernel=True, sigma=SSIM_SIGMA, data_range=1.0,
+                   k1=SSIM_K1, k2=SSIM_K2, return_full_image=True)
+    return full
+
+
+def image_metrics(pred: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All of :data:`METRIC_KEYS` for a batch. pred, target: (N, 3, H, W) in [0, 1]; hole: (N, 1, H, W).
+
+    Computed in float64. Returns ``{key: (N,) tensor}``. An image whose hole is empty gets hole L1 = L2 = 0.
+    """
+    if pred.shape != target.shape or pred.ndim != 4:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must both be (N, C, H, W)")
+    if hole.shape != (pred.shape[0], 1, *pred.shape[2:]):
+        raise ValueError(f"hole {tuple(hole.shape)} must be (N, 1, H, W) for images {tuple(pred.shape)}")
+    pred, target = pred.double(), target.double()
+    hole = hole.double().expand_as(pred)                           # (N, C, H, W), 1 = hole
+    diff = pred - target
+    n_hole = hole.flatten(1).sum(1).clamp_min(1.0)                 # values in the hole (pixels x channels)
+
+    def over_hole(x: torch.Tensor) -> torch.Tensor:
+        return (x * hole).flatten(1).sum(1) / n_hole
+
+    def over_image(x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).mean(1)
+
+    smap = ssim_map(pred, target)                                  # (N, C, H, W)
+    out = {}
+    for region, reduce in (("hole", over_hole), ("image", over_image)):
+        l2 = reduce(diff.square())
+        out[f"psnr_{region}"] = psnr_from_mse(l2)
+        out[f"ssim_{region}"] = reduce(smap)
+        out[f"l1_{region}"] = reduce(diff.abs())
+        out[f"l2_{region}"] = l2
+    return {k: out[k] for k in METRIC_KEYS}
+
+
+def uint8_to_unit(images) -> torch.Tensor:
+    """(N, H, W, 3) uint8 array or tensor -> (N, 3, H, W) float64 in [0, 1] (value / 255)."""
+    t = torch.as_tensor(images)
+    if t.dtype != torch.uint8 or t.ndim != 4 or t.shape[-1] != 3:
+        raise ValueError(f"expected (N, H, W, 3) uint8 images, got {tuple(t.shape)} {t.dtype}")
+    return t.permute(0, 3, 1, 2).double() / 255.0
