@@ -1,0 +1,358 @@
+"""Transfer to classification (paper section 6.2): the inpainting generator's encoder + a new head.
+
+    train_data, test_data = load_labelled(voc, "trainval"), load_labelled(voc, "test", train_data.classes)
+    model_cfg, ckpt = resolve_init("runs/m1", preset=None)       # or ("random", "m1")
+    model = build_classifier(model_cfg, len(train_data.classes), TransferConfig(), ckpt)
+    result = fit(model, train_data, test_data, TransferConfig(epochs=14), Path("runs/voc_ft"))
+
+Classifier (``Classifier.forward``: (B, 3, S, S) in [-1, 1] -> (B, C) logits):
+
+* **encoder**: the generator's encoder exactly as in Table 1 up to and including the bottleneck conv
+  (five 4x4 stride-2 conv blocks and the 4x4 -> 1x1 conv, each with batch norm and LeakyReLU 0.2),
+  ``forward_features`` -> (B, bottleneck, 1, 1). S is the inpainting model's image size. A generator
+  trained with ``mask_channel`` gets an all-zero (no hole) 4th channel.
+* **head** for ``mode="finetune"`` (the paper: "fully connected layers ... pooling layers in between ...
+  regularisation"): flatten -> dropout(p) -> Linear(bottleneck, hidden) -> max-pool over groups of
+  ``head_pool`` neighbouring units (a maxout non-linearity: 1-D pooling is the only pooling that means
+  something on the 1x1 bottleneck) -> dropout(p) -> Linear(hidden / head_pool, C). Regularisation:
+  dropout p = 0.5 on both FC inputs and SGD weight decay 5e-4 on every parameter.
+* **head** for ``mode="linear"`` (linear probe): flatten -> BatchNorm1d without affine parameters (it only
+  standardises the features, so one learning rate suits any checkpoint) -> Linear(bottleneck, C). The
+  encoder is frozen and kept in eval mode: its batch norm uses the running statistics of pre-training.
+
+``--init RUN_OR_CKPT`` copies the generator's ``encoder.*`` and ``bottleneck.*`` weights (including the
+batch-norm running statistics) with ``strict=False`` and checks that the keys left missing are exactly
+the head's and that nothing is unexpected or of another shape. ``--init random`` uses the DCGAN
+initialisation the inpainting run itself started from. The head's initial weights depend only on the
+seed, so two runs with the same seed differ only in the encoder's starting point.
+
+Optimisation (paper defaults): SGD, momentum 0.9, lr 0.005 (constant), batch 64, 14 epochs. Loss:
+binary cross-entropy per class for multi-label data, ignoring the (image, class) pairs labelled
+difficult; softmax cross-entropy for single-label data. The last incomplete training batch of an epoch
+is dropped (batch norm needs full batches; the data order changes every epoch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .checkpoint import atomic_write_text, check_compatible, load_checkpoint, save_checkpoint
+from .config import ModelConfig, config_from_dict, config_to_dict, get_preset
+from .errors import InpaintsslError
+from .models import Generator, init_weights
+from .train import pick_device
+from .transfer_metrics import AP_METHODS, classification_metrics, reference_levels
+from .voc import ClassificationDataset, EpochSampler, LabelledImages
+
+MODES = ("finetune", "linear")
+RUN_FILES = ("config.json", "history.jsonl", "metrics.json", "classifier.pt", "history.png")
+
+
+@dataclass
+class TransferConfig:
+    mode: str = "finetune"        # finetune (everything trains) | linear (frozen encoder, linear head)
+    epochs: int = 14              # paper: 14
+    batch_size: int = 64          # paper: 64
+    lr: float = 0.005             # paper: 0.005, SGD
+    momentum: float = 0.9         # paper: 0.9
+    weight_decay: float = 5e-4    # paper: "regularisation", unspecified; 5e-4 is the usual SGD/VOC value
+    dropout: float = 0.5          # before each FC layer of the finetune head
+    head_hidden: int = 512        # units of the first FC layer of the finetune head
+    head_pool: int = 2            # max-pool (maxout) group size between the two FC layers
+    crop_min: float = 0.6         # train crop side in [crop_min, 1] x the shorter side; test: centre square
+    seed: int = 0
+    workers: int = 2              # DataLoader worker processes
+    device: str = "auto"
+    ap_method: str = "all"        # all (VOC2010+ all-point) | 11point (VOC2007)
+
+    def validate(self) -> "TransferConfig":
+        if self.mode not in MODES:
+            raise InpaintsslError(f"--mode {self.mode!r}: choose finetune or linear")
+        if self.ap_method not in AP_METHODS:
+            raise InpaintsslError(f"--ap {self.ap_method!r}: choose {' or '.join(AP_METHODS)}")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise InpaintsslError("--epochs must be >= 1 and --batch >= 2 (batch norm needs two samples)")
+        if not (self.lr > 0 and 0 <= self.dropout < 1 and self.head_pool >= 1
+                and self.head_hidden % self.head_pool == 0):
+            raise InpaintsslError("need lr > 0, 0 <= dropout < 1 and head_hidden divisible by head_pool")
+        return self
+
+
+class MaxoutPool(nn.Module):
+    """(B, D) -> (B, D / k): the maximum of each group of k neighbouring units."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], -1, self.k).amax(dim=-1)
+
+
+class Classifier(nn.Module):
+    """Generator encoder (Table 1 up to the bottleneck) + classification head. See the module docstring."""
+
+    def __init__(self, model_cfg: ModelConfig, num_classes: int, cfg: TransferConfig):
+        super().__init__()
+        self.model_cfg, self.mode = model_cfg, cfg.mode
+        gen = Generator(model_cfg)                    # built whole so the encoder is the very same code
+        init_weights(gen)
+        self.encoder, self.bottleneck = gen.encoder, gen.bottleneck
+        del gen
+        d = model_cfg.bottleneck
+        if cfg.mode == "finetune":
+            self.head = nn.Sequential(
+                nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(d, cfg.head_hidden),
+                MaxoutPool(cfg.head_pool), nn.Dropout(cfg.dropout),
+                nn.Linear(cfg.head_hidden // cfg.head_pool, num_classes))
+        else:
+            self.head = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(d, affine=False), nn.Linear(d, num_classes))
+            for p in self.encoder_parameters():
+                p.requires_grad_(False)
+
+    def encoder_parameters(self):
+        return [p for m in (self.encoder, self.bottleneck) for p in m.parameters()]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, bottleneck, 1, 1)."""
+        if self.model_cfg.mask_channel:
+            x = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)   # no hole anywhere
+        for layer in self.encoder:
+            x = layer(x)
+        return self.bottleneck(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))        # (B, C) logits
+
+    def train(self, mode: bool = True) -> "Classifier":
+        super().train(mode)
+        if self.mode == "linear":                          # frozen encoder: batch norm keeps its statistics
+            self.encoder.eval()
+            self.bottleneck.eval()
+        return self
+
+
+def load_encoder(model: Classifier, ckpt: dict) -> list[str]:
+    """Copy the checkpoint generator's encoder + bottleneck into ``model``; returns the loaded keys.
+
+    Errors (InpaintsslError) when a weight has another shape, a checkpoint encoder key has no place in
+    the classifier, or any classifier key other than the head's is left missing."""
+    src = ckpt.get("path", "checkpoint")
+    weights = {k: v for k, v in ckpt["generator"].items() if k.startswith(("encoder.", "bottleneck."))}
+    own = model.state_dict()
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in weights.items()
+             if k in own and own[k].shape != v.shape]
+    if wrong:
+        raise InpaintsslError(f"{src}: the checkpoint's encoder does not fit this classifier "
+                              f"({len(wrong)} weight(s) of another shape, e.g. {wrong[0]}); the classifier "
+                              "must be built from the checkpoint's own model config")
+    result = model.load_state_dict(weights, strict=False)
+    head = {k for k in own if k.startswith("head.") and not k.endswith("num_batches_tracked")}
+    extra_missing = sorted(set(result.missing_keys) - head)   # (torch never reports num_batches_tracked)
+    if result.unexpected_keys or extra_missing or not head <= set(result.missing_keys):
+        raise InpaintsslError(f"{src}: encoder keys do not match the classifier (unexpected: "
+                              f"{result.unexpected_keys[:3]}, missing outside the head: {extra_missing[:3]}); "
+                              "was it trained with another architecture?")
+    return sorted(weights)
+
+
+def resolve_init(init: str, preset: str | None) -> tuple[ModelConfig, dict | None]:
+    """(model config, checkpoint or None) for ``--init RUN_OR_CKPT|random`` and an optional ``--preset``."""
+    if init == "random":
+        return get_preset(preset or "m1").model, None
+    ckpt = load_checkpoint(Path(init))
+    if preset is not None:
+        check_compatible(ckpt, config_to_dict(get_preset(preset)), f"--preset {preset}")
+    return config_from_dict(ckpt["config"]).model, ckpt
+
+
+def build_classifier(model_cfg: ModelConfig, num_classes: int, cfg: TransferConfig,
+                     ckpt: dict | None = None) -> Classifier:
+    """Seeded construction (same seed -> same head), then the encoder from ``ckpt`` if given."""
+    torch.manual_seed(cfg.seed)
+    model = Classifier(model_cfg, num_classes, cfg)
+    if ckpt is not None:
+        load_encoder(model, ckpt)
+    return model
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, multilabel: bool) -> torch.Tensor:
+    """logits (B, C); labels (B, C) int8 in {1, -1, 0}. Multi-label BCE ignores 0 (difficult) entries."""
+    if not multilabel:
+        return F.cross_entropy(logits, labels.argmax(dim=1))
+    keep = (labels != 0).float()
+    bce = F.binary_cross_entropy_with_logits(logits, (labels == 1).float(), reduction="none")
+    return (bce * keep).sum() / keep.sum().clamp(min=1.0)
+
+
+def _scores(logits: torch.Tensor, multilabel: bool) -> np.ndarray:
+    return (torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)).float().cpu().numpy()
+
+
+def run_epoch(model: Classifier, loader: DataLoader, device: torch.device, multilabel: bool,
+              optimizer: torch.optim.Optimizer | None = None, progress: bool = False,
+              desc: str = "") -> tuple[float, np.ndarray, np.ndarray]:
+    """One pass; trains when ``optimizer`` is given. Returns (mean loss, (N, C) scores, (N, C) labels)."""
+    training = optimizer is not None
+    model.train(training)
+    total, count, all_scores, all_labels = 0.0, 0, [], []
+    with torch.set_grad_enabled(training):
+        for images, labels in tqdm(loader, disable=not progress, desc=desc, leave=False, file=sys.stderr):
+            images, labels = images.to(device), labels.to(device)
+            logits = model(images)
+            loss = classification_loss(logits, labels, multilabel)
+            if not torch.isfinite(loss):
+                raise InpaintsslError(f"non-finite loss ({float(loss)}) while {'training' if training else 'testing'}"
+                                      "; lower --lr")
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            total += float(loss.detach()) * len(images)
+            count += len(images)
+            all_scores.append(_scores(logits.detach(), multilabel))
+            all_labels.append(labels.cpu().numpy())
+    return total / max(count, 1), np.concatenate(all_scores), np.concatenate(all_labels)
+
+
+def _loader(ds, cfg: TransferConfig, epoch: int | None) -> DataLoader:
+    """Training loader (epoch given: seeded order, full batches only) or evaluation loader (in order)."""
+    workers = min(cfg.workers, len(ds))
+    common = dict(num_workers=workers, persistent_workers=False, prefetch_factor=2 if workers else None)
+    if epoch is None:
+        return DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, **common)
+    batch = min(cfg.batch_size, len(ds))
+    return DataLoader(ds, batch_size=batch, sampler=EpochSampler(len(ds), cfg.seed, epoch), drop_last=True,
+                      **common)
+
+
+def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
+    out_dir = Path(out_dir)
+    existing = [n for n in RUN_FILES if (out_dir / n).exists()]
+    if existing and not overwrite:
+        raise InpaintsslError(f"{out_dir}: already holds a transfer run ({', '.join(existing)}); pass "
+                              "--overwrite to replace it or choose another --out")
+    for name in existing:
+        (out_dir / name).unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def fit(model: Classifier, train_data: LabelledImages, test_data: LabelledImages, cfg: TransferConfig,
+        out_dir: Path, init: str = "", progress: bool = False, log=print) -> dict:
+    """Train ``model``, one JSON line per epoch in OUT/history.jsonl; final metrics in OUT/metrics.json.
+
+    The per-epoch ``train_*`` numbers are running values over the augmented training batches (the
+    paper's Figure 7 curves); the final ``train`` metrics re-evaluate the whole training split with the
+    test-time transform, so they compare with ``test``. Returns the metrics dict."""
+    cfg.validate()
+    out_dir = Path(out_dir)
+    if len(train_data.files) < 2:
+        raise InpaintsslError("the training split needs at least 2 images")
+    device = pick_device(cfg.device)
+    model.to(device)
+    size, multi, classes = model.model_cfg.image_size, train_data.multilabel, train_data.classes
+    train_ds = ClassificationDataset(train_data, size, True, cfg.crop_min, cfg.seed)
+    train_eval_ds = ClassificationDataset(train_data, size, False)
+    test_ds = ClassificationDataset(test_data, size, False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    meta = {"init": init, "transfer": dataclasses.asdict(cfg), "model": dataclasses.asdict(model.model_cfg),
+            "classes": list(classes), "train_images": len(train_data.files), "test_images": len(test_data.files),
+            "train_labels": train_data.source, "test_labels": test_data.source}
+    atomic_write_text(out_dir / "config.json", json.dumps(meta, indent=2) + "\n")
+    torch.manual_seed(cfg.seed)                       # same dropout stream for every init
+    history, t0 = [], time.perf_counter()
+    with open(out_dir / "history.jsonl", "w") as hist_file:
+        for epoch in range(cfg.epochs):
+            t_epoch = time.perf_counter()
+            loss, scores, labels = run_epoch(model, _loader(train_ds, cfg, epoch), device, multi, optimizer,
+                                             progress, f"epoch {epoch + 1} train")
+            tr = classification_metrics(scores, labels, classes, cfg.ap_method)
+            t_loss, t_scores, t_labels = run_epoch(model, _loader(test_ds, cfg, None), device, multi,
+                                                   progress=progress, desc=f"epoch {epoch + 1} test")
+            te = classification_metrics(t_scores, t_labels, classes, cfg.ap_method)
+            row = {"epoch": epoch + 1, "train_loss": loss, "train_top1": tr["top1"], "train_map": tr["map"],
+                   "test_loss": t_loss, "test_top1": te["top1"], "test_map": te["map"],
+                   "seconds": round(time.perf_counter() - t_epoch, 2)}
+            row = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
+            hist_file.write(json.dumps(row) + "\n")
+            hist_file.flush()
+            history.append(row)
+            log(f"[{init or 'run'}] epoch {epoch + 1}/{cfg.epochs}: train loss {loss:.4f} top-1 "
+                f"{100 * tr['top1']:.1f}% mAP {100 * tr['map']:.1f}% | test loss {t_loss:.4f} top-1 "
+                f"{100 * te['top1']:.1f}% mAP {100 * te['map']:.1f}% ({row['seconds']:.1f} s)")
+    _, s, lab = run_epoch(model, _loader(train_eval_ds, cfg, None), device, multi, progress=progress,
+                          desc="final train eval")
+    result = {"init": init, "mode": cfg.mode, "epochs": cfg.epochs, "image_size": size,
+              "train": classification_metrics(s, lab, classes, cfg.ap_method),
+              "test": classification_metrics(t_scores, t_labels, classes, cfg.ap_method),
+              "history": history, "seconds": round(time.perf_counter() - t0, 2)}
+    atomic_write_text(out_dir / "metrics.json", json.dumps(_json_safe(result), indent=2) + "\n")
+    save_checkpoint(out_dir / "classifier.pt", {"classifier": model.state_dict(), "config": meta})
+    return result
+
+
+def _json_safe(obj):
+    """NaN (a class without positives has no AP) -> null, so metrics.json is strict JSON."""
+    if isinstance(obj, float):
+        return None if math.isnan(obj) else obj
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def transfer_run(train_data: LabelledImages, test_data: LabelledImages, model_cfg: ModelConfig,
+                 ckpt: dict | None, cfg: TransferConfig, out_dir: Path, init_name: str,
+                 overwrite: bool = False, progress: bool = False, log=print) -> dict:
+    """Build the classifier for one init, train it into ``out_dir`` and plot its history."""
+    from .transfer_report import plot_history
+    prepare_out_dir(out_dir, overwrite)
+    model = build_classifier(model_cfg, len(train_data.classes), cfg.validate(), ckpt)
+    result = fit(model, train_data, test_data, cfg, out_dir, init_name, progress, log)
+    plot_history({init_name: result["history"]}, Path(out_dir) / "history.png")
+    return result
+
+
+def compare(train_data: LabelledImages, test_data: LabelledImages, ckpt: dict, cfg: TransferConfig,
+            out_dir: Path, overwrite: bool = False, progress: bool = False, log=print) -> dict:
+    """Pretrained vs random init, same seed and architecture: OUT/{pretrained,random}/, OUT/report.md,
+    OUT/history.png (both runs), OUT/metrics.json. Returns {"pretrained": ..., "random": ...}."""
+    from .transfer_report import plot_history, write_report
+    out_dir = Path(out_dir)
+    existing = [n for n in ("report.md", "metrics.json", "history.png", "pretrained", "random")
+                if (out_dir / n).exists()]
+    if existing and not overwrite:
+        raise InpaintsslError(f"{out_dir}: already holds a comparison ({', '.join(existing)}); pass "
+                              "--overwrite to replace it or choose another --out")
+    for name in existing:
+        p = out_dir / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    model_cfg = config_from_dict(ckpt["config"]).model
+    results = {}
+    for name, source in (("pretrained", ckpt), ("random", None)):
+        results[name] = transfer_run(train_data, test_data, model_cfg, source, cfg, out_dir / name, name,
+                                     overwrite=True, progress=progress, log=log)
+    plot_history({k: v["history"] for k, v in results.items()}, out_dir / "history.png")
+    info = {"checkpoint": ckpt.get("path"), "checkpoint_step": ckpt.get("step"),
+            "preset": ckpt["config"].get("preset"), "model": dataclasses.asdict(model_cfg),
+            "transfer": dataclasses.asdict(cfg), "train_labels": train_data.source,
+            "test_labels": test_data.source, "reference": reference_levels(train_data.labels, test_data.labels)}
+    write_report(results, info, out_dir / "report.md")
+    atomic_write_text(out_dir / "metrics.json", json.dumps(_json_safe({"setup": info, **results}), indent=2) + "\n")
+    return results
