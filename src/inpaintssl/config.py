@@ -90,6 +90,9 @@ class TrainConfig:
     ckpt_every: int = 1000       # steps between periodic checkpoints (latest is also written at the end)
     device: str = "auto"         # auto | cpu | cuda | cuda:N
     amp: bool = True             # bf16 autocast on CUDA (ignored on CPU, which trains in fp32)
+    # torch.compile the generator and discriminators (CUDA mainly: the first steps pay the compile
+    # time; on CPU it needs a C++ compiler). Off by default: eager is exact and starts at once.
+    compile: bool = False
 
 
 @dataclass

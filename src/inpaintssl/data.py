@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from .cache import is_cache_dir
 from .config import DataConfig
 from .errors import InpaintsslError
 from .images import IMAGE_EXTENSIONS, list_images, open_image, to_tensor
@@ -60,6 +61,9 @@ def gather_files(sources: list[Path]) -> list[Path]:
         src = Path(src)
         if not src.exists():
             raise InpaintsslError(f"{src}: no such file or folder; check --data")
+        if is_cache_dir(src):                            # made by `inpaintssl prepare`: see cache.py
+            raise InpaintsslError(f"{src}: is a prepared cache; train reads it when it is the only --data "
+                                  "(do not mix it with photo folders)")
         found = list_images(src)
         if src.is_file() and src.suffix.lower() not in IMAGE_EXTENSIONS:
             raise InpaintsslError(f"{src}: not an image file ({', '.join(IMAGE_EXTENSIONS)})")
@@ -123,17 +127,22 @@ class ImageFolder(Dataset):
 
 
 class StreamSampler(torch.utils.data.Sampler):
-    """Yields lists of stream positions, one list per step, from ``start_step`` to ``total_steps``."""
+    """Yields lists of stream positions, one list per step, from ``start_step`` to ``total_steps``.
 
-    def __init__(self, batch_size: int, start_step: int, total_steps: int):
+    With ``world`` > 1 (DistributedDataParallel), rank ``rank`` gets the contiguous slice
+    ``[rank * B / world, (rank + 1) * B / world)`` of each global batch of ``batch_size`` positions."""
+
+    def __init__(self, batch_size: int, start_step: int, total_steps: int, rank: int = 0, world: int = 1):
         self.batch_size, self.start, self.total = batch_size, start_step, total_steps
+        self.per, self.offset = batch_size // world, rank * (batch_size // world)
 
     def __len__(self) -> int:
         return max(0, self.total - self.start)
 
     def __iter__(self):
         for step in range(self.start, self.total):
-            yield list(range(step * self.batch_size, (step + 1) * self.batch_size))
+            first = step * self.batch_size + self.offset
+            yield list(range(first, first + self.per))
 
 
 def _collate(items):
@@ -143,8 +152,8 @@ def _collate(items):
 
 
 def make_loader(ds: ImageFolder, batch_size: int, start_step: int, total_steps: int, workers: int,
-                pin_memory: bool = False) -> DataLoader:
-    return DataLoader(ds, batch_sampler=StreamSampler(batch_size, start_step, total_steps),
+                pin_memory: bool = False, rank: int = 0, world: int = 1) -> DataLoader:
+    return DataLoader(ds, batch_sampler=StreamSampler(batch_size, start_step, total_steps, rank, world),
                       num_workers=workers, collate_fn=_collate, pin_memory=pin_memory,
                       persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
 

@@ -13,6 +13,13 @@ Everything random is a function of (seed, step): masks from :func:`masks.step_ge
 order and crops from :mod:`data`. A run resumed from ``latest.pt`` therefore continues exactly.
 Ctrl-C / SIGTERM finish the current step, write ``latest.pt`` and return ``interrupted=True``. A
 non-finite loss stops the run *without* writing ``latest.pt``, so the last good checkpoint survives.
+
+Fast paths: ``--data CACHE`` (a folder made by ``inpaintssl prepare``) trains from a uint8 memory map
+with crops and flips done on the device (:mod:`cache`); on CUDA, bf16 autocast, channels_last, fused
+Adam and cuDNN benchmark are on, and ``train.compile=true`` adds torch.compile. Under ``torchrun`` with
+several processes the models are wrapped in DDP with synchronised batch norm (:mod:`distributed`).
+In the G step the discriminators' parameters are frozen: their gradients there would be thrown away
+(the D step starts with ``zero_grad``), so this only skips work and changes no number.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import losses
+from . import distributed, losses
+from .cache import CachedBatches, CachedImages, is_cache_dir
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from .config import Config, config_to_dict, save_config
 from .data import ImageFolder, embedded_photos, gather_files, make_loader
@@ -87,6 +95,10 @@ class TrainState:
     opt_d: torch.optim.Optimizer | None
     step: int = 0
     sources: list = field(default_factory=list)
+    # forward callables for training (DDP-wrapped and/or compiled versions of ``models``; empty = the
+    # models themselves). ``d_frozen``: the discriminators as called in the G step (no DDP gradient sync)
+    runners: dict = field(default_factory=dict)
+    d_frozen: dict = field(default_factory=dict)
 
     def state_dict(self) -> dict:
         state = {k: m.state_dict() for k, m in self.models.items()}
@@ -104,28 +116,44 @@ class TrainState:
         self.opt_g.load_state_dict(ckpt["opt_g"])
         if self.opt_d is not None:
             self.opt_d.load_state_dict(ckpt["opt_d"])
+        # load_state_dict restores the saved learning rates: the config (which --set may change) wins
+        for opt, lr in ((self.opt_g, self.cfg.optim.lr_g), (self.opt_d, self.cfg.optim.lr_d)):
+            for group in (opt.param_groups if opt is not None else []):
+                group["lr"] = lr
         if "torch_rng" in ckpt:
             torch.set_rng_state(ckpt["torch_rng"].cpu())
         self.step = int(ckpt["step"])
 
 
-def build_state(cfg: Config, device: torch.device) -> TrainState:
+def build_state(cfg: Config, device: torch.device, dist_info: "distributed.DistInfo | None" = None) -> TrainState:
     torch.manual_seed(cfg.train.seed)
     models = {k: m.to(device) for k, m in build_models(cfg.model).items()}
     if device.type == "cuda":
         models = {k: m.to(memory_format=torch.channels_last) for k, m in models.items()}
+    runners, d_frozen = {}, {}
+    if dist_info is not None and dist_info.enabled:
+        models, runners = distributed.wrap_models(models, device, dist_info)
+        d_frozen = {k: m for k, m in models.items() if k != "generator"}
+    if cfg.train.compile:
+        runners = {k: torch.compile(runners.get(k, m)) for k, m in models.items()}
+        d_frozen = {k: torch.compile(m) for k, m in d_frozen.items()} if d_frozen else \
+            {k: r for k, r in runners.items() if k != "generator"}
     fused = {"fused": True} if device.type == "cuda" else {}
     betas = (cfg.optim.beta1, cfg.optim.beta2)
     opt_g = torch.optim.Adam(models["generator"].parameters(), lr=cfg.optim.lr_g, betas=betas, **fused)
     d_params = [p for k, m in models.items() if k != "generator" for p in m.parameters()]
     opt_d = torch.optim.Adam(d_params, lr=cfg.optim.lr_d, betas=betas, **fused) if d_params else None
-    return TrainState(cfg, device, models, opt_g, opt_d)
+    return TrainState(cfg, device, models, opt_g, opt_d, runners=runners, d_frozen=d_frozen)
 
 
-def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One D update then one G update. real: (B, 3, S, S) in [-1, 1]; mask: (B, 1, S, S), 1 = hole."""
+def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor,
+               metrics: bool = True) -> dict[str, torch.Tensor]:
+    """One D update then one G update. real: (B, 3, S, S) in [-1, 1]; mask: (B, 1, S, S), 1 = hole.
+
+    ``metrics=False`` skips the monitoring-only ``hole_mse`` (the loop asks for it on log steps only)."""
     cfg, m = state.cfg, state.models
-    G, Dg, Dl = m["generator"], m.get("d_global"), m.get("d_local")
+    run = {k: state.runners.get(k, mod) for k, mod in m.items()}
+    G, Dg, Dl = run["generator"], run.get("d_global"), run.get("d_local")
     amp = state.device.type == "cuda" and cfg.train.amp
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
     logs: dict[str, torch.Tensor] = {}
@@ -146,21 +174,32 @@ def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor) -> dic
         d_total.backward()
         state.opt_d.step()
 
-    with autocast:                                                 # 2. generator
-        rec = losses.reconstruction_losses(gen, real, mask, cfg.loss.w1, cfg.loss.w2, cfg.loss.mse_norm)
-        g_total = rec["mse_total"]
-        if Dg is not None:
-            logs["g_adv_global"] = losses.g_adv_loss(Dg(gen))
-            g_total = g_total + cfg.loss.w3 * logs["g_adv_global"]
-        if Dl is not None:
-            logs["g_adv_local"] = losses.g_adv_loss(Dl(gen * mask))
-            g_total = g_total + cfg.loss.w4 * logs["g_adv_local"]
-    state.opt_g.zero_grad(set_to_none=True)
-    g_total.backward()
+    # 2. generator, with the discriminators frozen: no weight gradients for D (they would be discarded)
+    Dg, Dl = state.d_frozen.get("d_global", Dg), state.d_frozen.get("d_local", Dl)
+    frozen = [p for k, mod in m.items() if k != "generator" for p in mod.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        with autocast:
+            rec = losses.reconstruction_losses(gen, real, mask, cfg.loss.w1, cfg.loss.w2, cfg.loss.mse_norm)
+            g_total = rec["mse_total"]
+            if Dg is not None:
+                logs["g_adv_global"] = losses.g_adv_loss(Dg(gen))
+                g_total = g_total + cfg.loss.w3 * logs["g_adv_global"]
+            if Dl is not None:
+                logs["g_adv_local"] = losses.g_adv_loss(Dl(gen * mask))
+                g_total = g_total + cfg.loss.w4 * logs["g_adv_local"]
+        state.opt_g.zero_grad(set_to_none=True)
+        g_total.backward()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
     state.opt_g.step()
     state.step += 1
 
-    logs.update(rec, g_total=g_total, hole_mse=losses.hole_mse(gen.detach(), real, mask))
+    logs.update(rec, g_total=g_total)
+    if metrics:
+        logs["hole_mse"] = losses.hole_mse(gen.detach(), real, mask)
     return {k: v.detach() for k, v in logs.items()}
 
 
@@ -169,7 +208,7 @@ def training_masks(cfg: Config, step: int, batch: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_grid(state: TrainState, real: torch.Tensor, mask: torch.Tensor) -> "np.ndarray":  # noqa: F821
+def sample_grid(state: TrainState, real: torch.Tensor, mask: torch.Tensor):
     """Paper Figure 3 layout: one row per image, real | corrupted | reconstructed (prediction in the hole)."""
     G = state.models["generator"]
     was_training = G.training
@@ -234,46 +273,81 @@ def _fmt(v: float) -> str:
 
 def train(cfg: Config, run_dir: Path, sources: list[Path] | None = None, resume: bool = False,
           overwrite: bool = False, progress: bool = True, log=print) -> dict:
-    """Train (or resume) a run; returns a summary dict (step, interrupted, skipped files, timings)."""
+    """Train (or resume) a run; returns a summary dict (step, interrupted, skipped files, timings).
+
+    Under torchrun (``WORLD_SIZE`` > 1) every process calls this; rank 0 alone logs and writes."""
     run_dir = Path(run_dir)
     cfg.validate()
-    prepare_run_dir(run_dir, resume, overwrite)
-    device = pick_device(cfg.train.device)
+    dist_info, device_name = distributed.setup(cfg.train.device)
+    try:
+        if not dist_info.is_main:
+            progress, log = False, (lambda *_: None)
+        return _run(cfg, run_dir, sources, resume, overwrite, progress, log, dist_info, device_name)
+    finally:
+        distributed.teardown(dist_info)
+
+
+def _training_data(cfg: Config, sources: list[Path], device: torch.device, start: int, part: slice,
+                   dist_info: "distributed.DistInfo"):
+    """(dataset, batch iterator) for a prepared cache (the only source) or image files."""
+    total, batch = cfg.train.steps, cfg.train.batch_size
+    if any(is_cache_dir(s) for s in sources):
+        if len(sources) != 1:
+            raise InpaintsslError(f"a prepared cache ({[str(s) for s in sources if is_cache_dir(s)][0]}) must be "
+                                  "the only --data; prepare one cache from all the photo folders")
+        ds = CachedImages(Path(sources[0]), cfg.model.image_size, cfg.data, seed=cfg.train.seed, device=device)
+        return ds, CachedBatches(ds, batch, start, total, part)
+    files = gather_files(sources) if sources else embedded_photos()
+    ds = ImageFolder(files, cfg.model.image_size, cfg.data, seed=cfg.train.seed)
+    workers = min(cfg.data.workers, len(files))
+    loader = make_loader(ds, batch, start, total, workers, pin_memory=device.type == "cuda",
+                         rank=dist_info.rank, world=dist_info.world)
+    if workers > 0:
+        loader.worker_init_fn = _worker_init
+    return ds, loader
+
+
+def _run(cfg: Config, run_dir: Path, sources, resume: bool, overwrite: bool, progress: bool, log,
+         dist_info: "distributed.DistInfo", device_name: str) -> dict:
+    main = dist_info.is_main
+    distributed.on_main(lambda: prepare_run_dir(run_dir, resume, overwrite), dist_info)
+    device = pick_device(device_name)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    state = build_state(cfg, device)
+    part = distributed.shard(cfg.train.batch_size, dist_info)      # this rank's slice of a global batch
+    state = build_state(cfg, device, dist_info)
     if resume:
         ckpt = load_checkpoint(run_dir / "checkpoints" / "latest.pt", map_location=device)
         check_compatible(ckpt, config_to_dict(cfg), "the config of this resumed run")
         state.load_state_dict(ckpt)
         sources = sources or [Path(s) for s in ckpt.get("sources", [])]
         del ckpt
-    if sources:
-        files = gather_files(sources)
-        state.sources = [str(s) for s in sources]
-    else:
-        files = embedded_photos()
-        state.sources = []
-        log(f"no --data: training on {len(files)} sample photos shipped with scikit-image")
-    save_config(cfg, run_dir / "config.json")
+    sources = [Path(s) for s in sources or []]
+    state.sources = [str(s) for s in sources]
     total = cfg.train.steps
+    ds, loader = _training_data(cfg, sources, device, state.step, part, dist_info)
+    n_images = len(ds)
+    if not sources:
+        log(f"no --data: training on {n_images} sample photos shipped with scikit-image")
+    if main:
+        save_config(cfg, run_dir / "config.json")
     if state.step >= total:
         log(f"{run_dir}: already at step {state.step} of {total}; raise --steps to train further")
-        return {"step": state.step, "interrupted": False, "skipped_files": [], "images": len(files)}
+        return {"step": state.step, "interrupted": False, "skipped_files": [], "images": n_images}
+    if dist_info.enabled:
+        log(f"{dist_info.world} processes, global batch {cfg.train.batch_size} "
+            f"({cfg.train.batch_size // dist_info.world} per process), device {device.type}")
 
-    ds = ImageFolder(files, cfg.model.image_size, cfg.data, seed=cfg.train.seed)
-    workers = min(cfg.data.workers, len(files))
-    loader = make_loader(ds, cfg.train.batch_size, state.step, total, workers, pin_memory=device.type == "cuda")
-    if workers > 0:
-        loader.worker_init_fn = _worker_init
-
-    # fixed images and masks for the sample grids: stream positions 0..k-1, seeded masks
+    # fixed images and masks for the sample grids (rank 0): stream positions 0..k-1, seeded masks
     k = min(8, cfg.train.batch_size)
-    fixed_real = torch.stack([ds[i][0] for i in range(k)]).to(device)
-    fixed_mask = make_masks(cfg.mask.kind, k, cfg.model.image_size, step_generator(cfg.train.seed, 0, 2),
-                            cfg.mask).to(device)
+    if main:
+        fixed_real = torch.stack([ds[i][0] for i in range(k)]).to(device)
+        fixed_mask = make_masks(cfg.mask.kind, k, cfg.model.image_size, step_generator(cfg.train.seed, 0, 2),
+                                cfg.mask).to(device)
+    # the paper's centre hole is the same every step: build it once on the device
+    center = training_masks(cfg, 0, cfg.train.batch_size)[part].to(device) if cfg.mask.kind == "center" else None
 
     skipped: set[str] = set()
     metrics_path = run_dir / "metrics.jsonl"
@@ -284,26 +358,37 @@ def train(cfg: Config, run_dir: Path, sources: list[Path] | None = None, resume:
         m.train()
     bar = tqdm(total=total, initial=state.step, disable=not progress, unit="step", dynamic_ncols=True,
                file=sys.stderr)
-    with _StopFlag() as stop, open(metrics_path, "a") as metrics_file:
+    with _StopFlag() as stop, (open(metrics_path, "a") if main else contextlib.nullcontext()) as metrics_file:
         for real, bad in loader:
             skipped.update(bad)
             real = real.to(device, non_blocking=True)
-            mask = training_masks(cfg, state.step, real.shape[0]).to(device, non_blocking=True)
+            if center is not None:
+                mask = center
+            else:
+                mask = training_masks(cfg, state.step, cfg.train.batch_size)[part].to(device, non_blocking=True)
             if device.type == "cuda":
                 real = real.contiguous(memory_format=torch.channels_last)
-            logs = train_step(state, real, mask)
-            seen_since_log += real.shape[0]
+            next_step = state.step + 1
+            log_now = next_step % cfg.train.log_every == 0 or next_step == total
+            logs = train_step(state, real, mask, metrics=log_now)
+            seen_since_log += real.shape[0] * dist_info.world
 
-            check_now = device.type == "cpu" or state.step % cfg.train.log_every == 0 or state.step == total
+            check_now = device.type == "cpu" or log_now
+            stop_now = stop.signum is not None
+            if dist_info.enabled:                                   # same decision on every rank
+                if check_now:
+                    logs, stop_now = distributed.reduce_logs(logs, stop_now, dist_info)
+                else:
+                    stop_now = False
             if check_now and not torch.isfinite(logs["g_total"] + sum(logs.values())):
                 bad_terms = [k for k, v in logs.items() if not torch.isfinite(v)]
                 raise NonFiniteLossError(
                     f"non-finite loss at step {state.step} ({', '.join(bad_terms)}); stopped without "
                     f"overwriting {run_dir / 'checkpoints' / 'latest.pt'} (the last good checkpoint). "
                     "Lower the learning rates (--set optim.lr_g=...) or the adversarial weights")
-            if state.step % cfg.train.log_every == 0 or state.step == total:
+            if log_now and main:
                 now = time.perf_counter()
-                row = {"step": state.step, "epoch": state.step * cfg.train.batch_size / len(files),
+                row = {"step": state.step, "epoch": state.step * cfg.train.batch_size / n_images,
                        **{k: round(float(v), 7) for k, v in logs.items()},
                        "images_per_s": round(seen_since_log / max(now - t_last, 1e-9), 2),
                        "time_s": round(now - t_start, 3)}
@@ -313,25 +398,28 @@ def train(cfg: Config, run_dir: Path, sources: list[Path] | None = None, resume:
                 bar.set_postfix(hole=_fmt(row["hole_mse"]), g=_fmt(row["g_total"]),
                                 d=_fmt(row.get("d_local", row.get("d_global", 0.0))),
                                 img_s=f"{row['images_per_s']:.0f}")
-            if state.step % cfg.train.sample_every == 0 or state.step == total:
+            if main and (state.step % cfg.train.sample_every == 0 or state.step == total):
                 save_png(sample_grid(state, fixed_real, fixed_mask), run_dir / "samples" / f"step_{state.step:06d}.png")
-            if state.step % cfg.train.ckpt_every == 0 and state.step != total:
+            if main and state.step % cfg.train.ckpt_every == 0 and state.step != total:
                 save_checkpoint(run_dir / "checkpoints" / "latest.pt", state.state_dict())
                 weights = {k: m.state_dict() for k, m in state.models.items()}
                 save_checkpoint(run_dir / "checkpoints" / f"step_{state.step:06d}.pt",
                                 dict(weights, step=state.step, config=config_to_dict(cfg)))
             bar.update(1)
-            if stop.signum is not None:
+            if stop_now:
                 interrupted = True
                 break
         bar.close()
-        save_checkpoint(run_dir / "checkpoints" / "latest.pt", state.state_dict())
+        if main:
+            save_checkpoint(run_dir / "checkpoints" / "latest.pt", state.state_dict())
 
-    if skipped:
-        (run_dir / "skipped_files.txt").write_text("".join(f"{p}\n" for p in sorted(skipped)))
-        log(f"skipped {len(skipped)} unreadable file(s) of {len(files)}; list in {run_dir / 'skipped_files.txt'}")
+    skipped_all = distributed.gather_strings(sorted(skipped), dist_info)
+    distributed.barrier(dist_info)                                  # latest.pt is written before anyone exits
+    if skipped_all and main:
+        (run_dir / "skipped_files.txt").write_text("".join(f"{p}\n" for p in skipped_all))
+        log(f"skipped {len(skipped_all)} unreadable file(s) of {n_images}; list in {run_dir / 'skipped_files.txt'}")
     if interrupted:
         log(f"interrupted at step {state.step}: saved {run_dir / 'checkpoints' / 'latest.pt'}; "
             f"continue with --resume")
-    return {"step": state.step, "interrupted": interrupted, "skipped_files": sorted(skipped),
-            "images": len(files), "seconds": round(time.perf_counter() - t_start, 2)}
+    return {"step": state.step, "interrupted": interrupted, "skipped_files": skipped_all,
+            "images": n_images, "seconds": round(time.perf_counter() - t_start, 2), "rank": dist_info.rank}
