@@ -11,6 +11,7 @@ palette (with or without transparency), RGBA/LA (alpha dropped). Decompression b
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -51,6 +52,33 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _decode(source, label, draft: int | None = None) -> Image.Image:
+    """Decode a path or binary file object (bomb guard, EXIF orientation, RGB); errors name ``label``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
+                if draft and img.format == "JPEG":
+                    img.draft("RGB", (draft, draft))
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InpaintsslError(f"{label}: image too large ({e}); the limit is {MAX_PIXELS:,} pixels, "
+                              "downscale it first") from None
+    except InpaintsslError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError, EOFError) as e:
+        why = str(e) if isinstance(source, (str, Path)) else str(e).replace(f" {source!r}", "")
+        raise InpaintsslError(f"{label}: cannot read image ({type(e).__name__}: {why}); "
+                              "is it a complete JPEG/PNG/WebP file?") from None
+    if rgb.width < 2 or rgb.height < 2:
+        raise InpaintsslError(f"{label}: image is {rgb.width}x{rgb.height} pixels; need at least 2x2")
+    return rgb
+
+
 def open_image(path: Path, draft: int | None = None) -> Image.Image:
     """Open, decode fully, apply EXIF orientation, convert to RGB. ``draft`` lets JPEG decode at a
     reduced scale whose shorter side is still >= draft pixels (much faster for training crops)."""
@@ -61,28 +89,15 @@ def open_image(path: Path, draft: int | None = None) -> Image.Image:
         raise InpaintsslError(f"{path}: is a folder, expected an image file")
     if path.stat().st_size == 0:
         raise InpaintsslError(f"{path}: empty file (0 bytes); replace it with a real image")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
-                if draft and img.format == "JPEG":
-                    img.draft("RGB", (draft, draft))
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                rgb = _to_rgb(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InpaintsslError(f"{path}: image too large ({e}); the limit is {MAX_PIXELS:,} pixels, "
-                              "downscale it first") from None
-    except InpaintsslError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError, EOFError) as e:
-        raise InpaintsslError(f"{path}: cannot read image ({type(e).__name__}: {e}); "
-                              "is it a complete JPEG/PNG/WebP file?") from None
-    if rgb.width < 2 or rgb.height < 2:
-        raise InpaintsslError(f"{path}: image is {rgb.width}x{rgb.height} pixels; need at least 2x2")
-    return rgb
+    return _decode(path, path, draft)
+
+
+def open_image_bytes(data: bytes, label: str = "upload") -> Image.Image:
+    """:func:`open_image` for an encoded image already in memory (an HTTP upload); ``label`` names it
+    in error messages. Same decoding, bomb guard and RGB conversion."""
+    if not data:
+        raise InpaintsslError(f"{label}: empty file (0 bytes); send a real image")
+    return _decode(io.BytesIO(data), label)
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -95,16 +110,20 @@ def load_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
 
     ``shape`` = (H, W) of the image the mask belongs to; a mismatch is an error (no silent resize)."""
     path = Path(path)
-    img = open_image(path)
+    return mask_to_hole(open_image(path), shape, path)
+
+
+def mask_to_hole(img: Image.Image, shape: tuple[int, int] | None, label) -> np.ndarray:
+    """A decoded mask image -> (H, W) bool hole (gray >= 128), with :func:`load_mask`'s checks."""
     gray = np.asarray(img.convert("L"))
     if shape is not None and gray.shape != tuple(shape):
-        raise InpaintsslError(f"{path}: mask is {gray.shape[1]}x{gray.shape[0]} but the image is "
+        raise InpaintsslError(f"{label}: mask is {gray.shape[1]}x{gray.shape[0]} but the image is "
                               f"{shape[1]}x{shape[0]}; a mask must have the image's size")
     hole = gray >= 128
     if not hole.any():
-        raise InpaintsslError(f"{path}: mask has no hole (no white pixel); paint the region to fill in white")
+        raise InpaintsslError(f"{label}: mask has no hole (no white pixel); paint the region to fill in white")
     if hole.all():
-        raise InpaintsslError(f"{path}: mask is entirely white (everything is hole); leave some context black")
+        raise InpaintsslError(f"{label}: mask is entirely white (everything is hole); leave some context black")
     return hole
 
 
