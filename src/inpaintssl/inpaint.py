@@ -65,6 +65,8 @@ class Inpainter:
 
     def __init__(self, generator: Generator, cfg: Config, device: torch.device, name: str = "model"):
         self.generator, self.cfg, self.device, self.name = generator.eval(), cfg, device, name
+        self.path: str | None = None          # the checkpoint file and its training step, when loaded from one
+        self.step: int | None = None
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto") -> "Inpainter":
@@ -79,7 +81,9 @@ class Inpainter:
         dev = pick_device(device)
         p = Path(path)
         name = p.name if p.is_dir() else (p.parent.parent.name if p.parent.name == "checkpoints" else p.stem)
-        return cls(G.to(dev), cfg, dev, name)
+        model = cls(G.to(dev), cfg, dev, name)
+        model.path, model.step = ckpt["path"], ckpt.get("step")
+        return model
 
     @property
     def image_size(self) -> int:
