@@ -199,6 +199,9 @@ def test_not_a_checkpoint(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"\x00garbage")
     with pytest.raises(InpaintsslError, match="not a readable"):
         load_checkpoint(tmp_path / "junk.pt")
+    (tmp_path / "text.pt").write_text("hi\n")                 # the unpickler fails with a KeyError here
+    with pytest.raises(InpaintsslError, match="not a readable"):
+        load_checkpoint(tmp_path / "text.pt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(InpaintsslError, match="not an inpaintssl checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
@@ -273,3 +276,20 @@ def test_train_bad_data_argument(tmp_path, case):
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and target.name in lines[0]
+
+
+def test_unreadable_training_data_leaves_no_run_behind(tmp_path):
+    """A run that fails on its data writes no config.json, so the same --out can be used again at once."""
+    _write(tmp_path / "only.jpg", "not a photo")
+    args = ["train", "--preset", "smoke", "--data", str(tmp_path / "only.jpg"), "--out", str(tmp_path / "run"),
+            "--steps", "2"]
+    for _ in range(2):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1 and "could be read" in result.stderr and "already holds" not in result.stderr
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_ablation_checks_its_data_before_training(tmp_path):
+    result = CliRunner().invoke(cli, ["ablation", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "abl")])
+    assert result.exit_code == 1 and "nope" in result.stderr
+    assert not (tmp_path / "abl" / "runs").exists()

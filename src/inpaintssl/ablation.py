@@ -24,7 +24,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cache import is_cache_dir
 from .config import Config, apply_overrides, get_preset
+from .data import gather_files
 from .errors import InpaintsslError
 from .evaluate import check_dependencies, parse_baselines, run_evaluation
 from .plots import read_metrics
@@ -119,6 +121,12 @@ def run_ablation(sources: Sequence[Path], out: Path, eval_sources: Sequence[Path
         raise InpaintsslError(f"--limit {limit}: must be at least 1")
     check_dependencies(baselines)
     check_report_dir(out, overwrite or resume)                      # fail now, not after training
+    for src in sources:                                             # missing / empty folders too
+        if not is_cache_dir(Path(src)):
+            gather_files([Path(src)])
+    for src in eval_sources or []:
+        if not Path(src).exists():
+            raise InpaintsslError(f"{src}: no such file or folder; check --eval-data")
     taken = [str(out / "runs" / n) for n in cfgs if (out / "runs" / n / "config.json").exists()]
     if taken and not (resume or overwrite):
         raise InpaintsslError(f"{', '.join(taken)}: already hold runs; pass --resume to continue (or keep) "

@@ -82,9 +82,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             raise InpaintsslError(f"{path}: refused to load: the file holds Python objects that could run "
                                   f"code, which inpaintssl checkpoints never contain ({code[0][:120]})") from None
         raise InpaintsslError(f"{path}: not a readable PyTorch checkpoint (corrupt or not a .pt file)") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise InpaintsslError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:160]})") from None
+    except Exception as e:                           # any other failure of an untrusted file: corrupt / not ours
+        first = (str(e).splitlines() or [""])[0][:160]
+        raise InpaintsslError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {first})") from None
     if not isinstance(ckpt, dict) or "generator" not in ckpt or "config" not in ckpt:
         raise InpaintsslError(f"{path}: not an inpaintssl checkpoint (no generator weights or config)")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:

@@ -331,8 +331,6 @@ def _run(cfg: Config, run_dir: Path, sources, resume: bool, overwrite: bool, pro
     n_images = len(ds)
     if not sources:
         log(f"no --data: training on {n_images} sample photos shipped with scikit-image")
-    if main:
-        save_config(cfg, run_dir / "config.json")
     if state.step >= total:
         log(f"{run_dir}: already at step {state.step} of {total}; raise --steps to train further")
         return {"step": state.step, "interrupted": False, "skipped_files": [], "images": n_images}
@@ -346,6 +344,7 @@ def _run(cfg: Config, run_dir: Path, sources, resume: bool, overwrite: bool, pro
         fixed_real = torch.stack([ds[i][0] for i in range(k)]).to(device)
         fixed_mask = make_masks(cfg.mask.kind, k, cfg.model.image_size, step_generator(cfg.train.seed, 0, 2),
                                 cfg.mask).to(device)
+        save_config(cfg, run_dir / "config.json")                 # after the data proved readable
     # the paper's centre hole is the same every step: build it once on the device
     center = training_masks(cfg, 0, cfg.train.batch_size)[part].to(device) if cfg.mask.kind == "center" else None
 
