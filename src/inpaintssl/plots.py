@@ -94,10 +94,16 @@ def plot_loss_curves(runs: dict[str, Path], out_png: Path, title: str | None = N
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    return save_figure(fig, out_png)
+
+
+def save_figure(fig, path: Path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically (temp file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
-    tmp.replace(out_png)                                            # atomic: never a half-written PNG
-    return out_png
+    tmp.replace(path)                                               # never a half-written PNG
+    return path

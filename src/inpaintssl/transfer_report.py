@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 from .checkpoint import atomic_write_text
+from .plots import save_figure
 
 ROW_NAMES = {"pretrained": "With weight initialization from pretrained model (inpainting encoder)",
              "random": "With random weight initialization"}
@@ -42,12 +43,7 @@ def plot_history(histories: dict[str, list[dict]], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def _nan(v) -> float:
