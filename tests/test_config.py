@@ -40,3 +40,12 @@ def test_roundtrip(tmp_path):
     assert load_config(tmp_path / "config.json") == cfg
     with pytest.raises(InpaintsslError, match="unknown key"):
         config_from_dict({"model": {"nope": 1}})
+
+
+def test_m1_plus_changes_only_the_reconstruction_weighting():
+    m1, plus = config_to_dict(get_preset("m1")), config_to_dict(get_preset("m1-plus"))
+    assert plus["loss"] == dict(m1["loss"], mse_norm="region", w1=0.5, w2=0.5)
+    assert {k: v for k, v in plus.items() if k not in ("loss", "preset")} == \
+        {k: v for k, v in m1.items() if k not in ("loss", "preset")}
+    small = config_to_dict(get_preset("m1-plus-64"))
+    assert small["loss"] == plus["loss"] and small["model"] == config_to_dict(get_preset("m1-64"))["model"]

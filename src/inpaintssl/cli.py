@@ -44,7 +44,7 @@ def presets(name):
     if name is None:
         for key in PRESETS:
             m = get_preset(key).model
-            click.echo(f"{key:8s} {m.image_size:4d} px  skips={m.skips!s:5s} global_d={m.global_d!s:5s} "
+            click.echo(f"{key:11s} {m.image_size:4d} px  skips={m.skips!s:5s} global_d={m.global_d!s:5s} "
                        f"local_d={m.local_d!s:5s} predict={m.predict}")
         return
     click.echo(json.dumps(config_to_dict(get_preset(name)), indent=2))

@@ -11,6 +11,7 @@ Presets (paper section 5.4):
 * ``m3``    no skips, no global discriminator; the generator predicts only the hole patch.
 * ``smoke`` ``m1`` shrunk to 32 px / width 16 / bottleneck 128 so it trains on 2 CPU cores in seconds.
 * ``m1-64``, ``m2-64``, ``m3-64``: the three models at 64 px, width 32, bottleneck 1000 (CPU-sized).
+* ``m1-plus``, ``m1-plus-64``: M1 with region-averaged, equally weighted L2 terms (an improved recipe, issue 8).
 
 Choices where the paper is silent are fields here, with the paper-faithful value as default and the
 reason in the field's comment.
@@ -148,6 +149,16 @@ def _m3() -> Config:
     return cfg
 
 
+def _m1_plus() -> Config:
+    """M1 with the L2 terms averaged over their own region and weighted equally (w1 = w2 = 0.5). The paper's
+    literal N (all elements) with w2 = 0.1 gives the hole 0.1 x 25% of the loss; this gives it half. At 64 px
+    on 966 unseen VOC test photos it beat the paper recipe by +0.21 dB hole PSNR, +0.018 hole SSIM (README)."""
+    cfg = _m1()
+    cfg.preset = "m1-plus"
+    cfg.loss.mse_norm, cfg.loss.w1, cfg.loss.w2 = "region", 0.5, 0.5
+    return cfg
+
+
 def _small(base, name: str, size: int, width: int, bottleneck: int, batch: int) -> typing.Callable[[], Config]:
     def make() -> Config:
         cfg = base()
@@ -168,6 +179,8 @@ PRESETS: dict[str, typing.Callable[[], Config]] = {
     "m1-64": _small(_m1, "m1-64", 64, 32, 1000, 32),
     "m2-64": _small(_m2, "m2-64", 64, 32, 1000, 32),
     "m3-64": _small(_m3, "m3-64", 64, 32, 1000, 32),
+    "m1-plus": _m1_plus,
+    "m1-plus-64": _small(_m1_plus, "m1-plus-64", 64, 32, 1000, 32),
     "smoke": _small(_m1, "smoke", 32, 16, 128, 8),
 }
 
