@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import DataConfig
+from .data import epoch_permutation
 from .errors import InpaintsslError
 
 INDEX_NAME = "cache_index.json"
@@ -171,8 +172,7 @@ class CachedImages:
             if int(e) not in self._perms:
                 if len(self._perms) > 4:
                     self._perms.clear()
-                g = torch.Generator().manual_seed(self.seed * 100_003 + int(e))
-                self._perms[int(e)] = torch.randperm(n, generator=g).numpy()
+                self._perms[int(e)] = epoch_permutation(n, self.seed, int(e)).numpy()
             sel = epochs == e
             out[sel] = self._perms[int(e)][offsets[sel]]
         return out

@@ -28,7 +28,6 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from .cache import is_cache_dir
 from .config import DataConfig
 from .errors import InpaintsslError
 from .images import IMAGE_EXTENSIONS, list_images, open_image, to_tensor
@@ -61,6 +60,7 @@ def gather_files(sources: list[Path]) -> list[Path]:
         src = Path(src)
         if not src.exists():
             raise InpaintsslError(f"{src}: no such file or folder; check --data")
+        from .cache import is_cache_dir                  # (cache.py imports this module)
         if is_cache_dir(src):                            # made by `inpaintssl prepare`: see cache.py
             raise InpaintsslError(f"{src}: is a prepared cache; train reads it when it is the only --data "
                                   "(do not mix it with photo folders)")
@@ -72,6 +72,11 @@ def gather_files(sources: list[Path]) -> list[Path]:
                                   "or its sub-folders")
         files.extend(found)
     return files
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of the n images in one epoch: a pure function of (seed, epoch), shared by every data path."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
 def random_crop_flip(img: Image.Image, size: int, cfg: DataConfig, rng: np.random.Generator) -> Image.Image:
@@ -104,8 +109,7 @@ class ImageFolder(Dataset):
         n = len(self.files)
         epoch, offset = divmod(position, n)
         if epoch != self._perm_epoch:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            self._perm_epoch, self._perm = epoch, torch.randperm(n, generator=g)
+            self._perm_epoch, self._perm = epoch, epoch_permutation(n, self.seed, epoch)
         return int(self._perm[offset])
 
     def load(self, index: int, position: int) -> torch.Tensor:

@@ -127,6 +127,15 @@ def mask_to_hole(img: Image.Image, shape: tuple[int, int] | None, label) -> np.n
     return hole
 
 
+def center_square(img: Image.Image, size: int) -> Image.Image:
+    """The central square of side min(W, H), resized to (size, size) (bicubic, reduced in steps when large)."""
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return img.resize((size, size), Image.BICUBIC, box=(left, top, left + side, top + side),
+                      reducing_gap=2.0 if side > 2 * size else None)
+
+
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float in [-1, 1]."""
     rgb = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb, order="C")

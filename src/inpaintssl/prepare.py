@@ -46,7 +46,7 @@ from .cache import CACHE_FORMAT, CACHE_VERSION, INDEX_NAME, is_cache_dir, read_i
 from .checkpoint import atomic_write_text
 from .data import gather_files
 from .errors import InpaintsslError
-from .images import open_image
+from .images import center_square, open_image
 
 
 def cache_side(size: int, margin: float) -> int:
@@ -60,12 +60,7 @@ def cache_side(size: int, margin: float) -> int:
 
 def centre_square(img: Image.Image, side: int) -> np.ndarray:
     """The centre square of the shorter side, resized to (side, side, 3) uint8."""
-    w, h = img.size
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
-    out = img.resize((side, side), Image.BICUBIC, box=(left, top, left + s, top + s),
-                     reducing_gap=2.0 if s > 2 * side else None)
-    return np.asarray(out, dtype=np.uint8)
+    return np.asarray(center_square(img, side), dtype=np.uint8)
 
 
 def load_square(path: str, side: int) -> tuple[np.ndarray | None, str | None]:

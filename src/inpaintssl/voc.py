@@ -32,13 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from .config import DataConfig
 from .data import random_crop_flip
 from .errors import InpaintsslError
-from .images import list_images, open_image, to_tensor
+from .images import center_square, list_images, open_image, to_tensor
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -203,15 +202,6 @@ def load_labelled(root: Path, split: str, classes: tuple[str, ...] | None = None
     if is_voc_root(root) or any(is_voc_root(p) for p in root.glob("VOC*")):
         return load_voc(root, split, labels)
     return load_class_folders(root, split, classes)
-
-
-def center_square(img: Image.Image, size: int) -> Image.Image:
-    """The central square of side min(W, H), resized to (size, size)."""
-    w, h = img.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    return img.resize((size, size), Image.BICUBIC, box=(left, top, left + side, top + side),
-                      reducing_gap=2.0 if side > 2 * size else None)
 
 
 class ClassificationDataset(Dataset):
