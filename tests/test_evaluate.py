@@ -219,6 +219,14 @@ def test_ablation_configs_differ_only_in_the_ablated_switches():
         ablation_configs(48, 1)
     with pytest.raises(InpaintsslError, match="central square"):
         ablation_configs(32, 1, overrides=["mask.kind=rect"])
+    plus = ablation_configs(64, steps=5, seed=2, also=["m1-plus-64"])      # an improved recipe, trained alike
+    assert list(plus) == ["m1", "m2", "m3", "m1-plus-64"]
+    assert (plus["m1-plus-64"].train.steps, plus["m1-plus-64"].train.seed) == (5, 2)
+    assert plus["m1-plus-64"].loss.mse_norm == "region" and plus["m1"].loss.mse_norm == "tensor"
+    with pytest.raises(InpaintsslError, match="64 px preset in a 32 px"):
+        ablation_configs(32, 1, also=["m1-plus-64"])
+    with pytest.raises(InpaintsslError, match="clashes"):
+        ablation_configs(64, 1, also=["m1-plus-64", "m1-plus-64"])
 
 
 @pytest.mark.slow
@@ -226,11 +234,12 @@ def test_ablation_cli_tiny_run(tiny_photos, tmp_path):
     write_photos(tmp_path / "val", 3, seed=11)
     out = tmp_path / "abl"
     args = ["ablation", "--data", str(tiny_photos), "--eval-data", str(tmp_path / "val"), "--out", str(out),
-            "--steps", "3", "--batch", "2", "--baselines", "mean", "--no-progress"]
+            "--steps", "3", "--batch", "2", "--baselines", "mean", "--no-progress", "--also", "smoke"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     doc = json.loads((out / "metrics.json").read_text())
-    assert list(doc["methods"]) == ["m1", "m2", "m3", "mean"] and doc["protocol"]["images"] == 3
+    assert list(doc["methods"]) == ["m1", "m2", "m3", "smoke", "mean"] and doc["protocol"]["images"] == 3
+    assert read_metrics(out / "runs" / "smoke")[-1]["step"] == 3
     for name in ("m1", "m2", "m3"):
         assert read_metrics(out / "runs" / name)[-1]["step"] == 3
         assert doc["method_info"][name]["preset"] == f"{name}-32"

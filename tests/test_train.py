@@ -74,6 +74,53 @@ def test_resume_is_exact(tmp_path, tiny_photos):
     assert [r["step"] for r in read_metrics(b)] == sorted(steps_a + [12])     # + the first run's last step
 
 
+def test_resume_is_exact_with_ema_and_cosine_schedule(tmp_path, tiny_photos, monkeypatch):
+    """The moving average is resumable state and the schedule a function of the step: a 10-step cosine
+    run interrupted after step 5 and resumed equals the uninterrupted run, EMA weights included."""
+    import inpaintssl.train as train_module
+    opts = ("train.ema=0.9", "optim.schedule=cosine", "data.workers=0")
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(smoke_config(10, *opts), a, [tiny_photos], **QUIET)
+    real_step = train_module.train_step
+
+    def step_then_interrupt(state, *args, **kw):
+        out = real_step(state, *args, **kw)
+        if state.step == 5:
+            os.kill(os.getpid(), signal.SIGINT)             # Ctrl-C: the loop saves latest.pt and stops
+        return out
+    monkeypatch.setattr(train_module, "train_step", step_then_interrupt)
+    assert train(smoke_config(10, *opts), b, [tiny_photos], **QUIET)["interrupted"]
+    assert load_checkpoint(b)["step"] == 5
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    train(smoke_config(10, *opts), b, None, resume=True, **QUIET)
+    ca, cb = load_checkpoint(a), load_checkpoint(b)
+    assert cb["step"] == 10 and "generator_ema" in ca
+    for key in ("generator", "generator_ema", "d_local"):
+        assert all(torch.equal(ca[key][k], cb[key][k]) for k in ca[key]), key
+    assert any(not torch.equal(ca["generator_ema"][k], ca["generator"][k]) for k in ca["generator"])
+    assert ca["opt_g"]["param_groups"][0]["lr"] < 0.03 * smoke_config(10).optim.lr_g   # cosine: near 0
+    from inpaintssl.inpaint import Inpainter                 # inference uses the moving average
+    g = Inpainter.from_checkpoint(a, device="cpu").generator.state_dict()
+    assert all(torch.equal(g[k], ca["generator_ema"][k]) for k in g)
+
+
+def test_lr_schedule_and_ema_update():
+    from inpaintssl.train import lr_factor, update_ema
+    cfg = smoke_config(100, "optim.schedule=cosine")
+    assert lr_factor(cfg, 0) == 1.0 and abs(lr_factor(cfg, 50) - 0.5) < 1e-9 and lr_factor(cfg, 100) < 1e-12
+    assert lr_factor(smoke_config(100), 73) == 1.0
+    ema, model = torch.nn.BatchNorm2d(2), torch.nn.BatchNorm2d(2)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+        model.running_mean.fill_(2.0)
+    model.num_batches_tracked.fill_(7)
+    update_ema(ema, model, decay=0.5, step=1000)          # warm-up no longer limits: d = 0.5
+    assert torch.allclose(ema.weight, torch.full((2,), 2.0)) and torch.allclose(ema.running_mean, torch.ones(2))
+    assert int(ema.num_batches_tracked) == 7
+    update_ema(ema, model, decay=0.999, step=0)           # warm-up: d = 1/10
+    assert torch.allclose(ema.weight, torch.full((2,), 0.1 * 2.0 + 0.9 * 3.0))
+
+
 def test_different_seed_gives_different_weights(tmp_path, tiny_photos):
     train(smoke_config(3), tmp_path / "a", [tiny_photos], **QUIET)
     train(smoke_config(3, "train.seed=1"), tmp_path / "b", [tiny_photos], **QUIET)

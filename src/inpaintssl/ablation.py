@@ -11,6 +11,9 @@ The three models differ only in what the paper varies (:func:`ablation_configs`)
 * ``m2``: ``m1`` without the global discriminator;
 * ``m3``: no skips, no global discriminator, predicts only the central patch.
 
+``also`` adds presets of the same size trained alike (an improved recipe such as ``m1-plus-64``), so one
+command gives the whole comparison: M1, M2, M3, the improved preset and the classical baselines.
+
 ``size`` picks the scale: 128 = the paper's ``m1/m2/m3`` presets, 64 = ``m1-64/m2-64/m3-64``, 32 = the
 ``smoke`` preset (M1 at 32 px, width 16, bottleneck 128, batch 8) with M2 and M3 derived from it by the
 same switches. All three share the data, step count, seed (so the same data order, crops and masks),
@@ -47,18 +50,26 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def ablation_configs(size: int, steps: int, seed: int = 0, batch: int | None = None,
-                     overrides: Sequence[str] = ()) -> dict[str, Config]:
-    """{"m1", "m2", "m3": Config} at the given scale, identical apart from the ablated switches."""
+                     overrides: Sequence[str] = (), also: Sequence[str] = ()) -> dict[str, Config]:
+    """{"m1", "m2", "m3", *also: Config} at the given scale, identical apart from the ablated switches.
+
+    ``also`` names further presets of the same image size (e.g. an improved recipe, ``m1-plus-64``),
+    trained with the same data, steps, seed, batch, hole and overrides; each is named by its preset."""
     if size not in SCALES:
         raise InpaintsslError(f"--size {size}: choose one of {', '.join(map(str, SCALES))}")
     if steps < 1:
         raise InpaintsslError(f"--steps {steps}: must be at least 1")
     cfgs = {}
-    for name, preset in SCALES[size].items():
+    for name, preset in [*SCALES[size].items(), *((p, p) for p in also)]:
+        if name in cfgs:
+            raise InpaintsslError(f"--also {name}: listed twice or clashes with m1/m2/m3")
         cfg = get_preset(preset)
-        if preset == "smoke":
+        if name in VARIANTS and preset == "smoke":
             apply_overrides(cfg, VARIANTS[name])
             cfg.preset = f"{name}-32"
+        elif cfg.model.image_size != size:
+            raise InpaintsslError(f"--also {preset}: a {cfg.model.image_size} px preset in a {size} px ablation; "
+                                  f"pick one trained at {size} px (see 'inpaintssl presets')")
         cfg.train.steps, cfg.train.seed = steps, seed
         if batch is not None:
             cfg.train.batch_size = batch
@@ -79,11 +90,11 @@ def _switches(cfg: Config) -> str:
 
 def training_section(cfgs: dict[str, Config], runs: dict[str, Path], seconds: dict[str, float | None],
                      sources: Sequence[Path], eval_sources: Sequence[Path] | None) -> str:
-    """Markdown describing the three training runs (switches, steps, time, final hole MSE)."""
+    """Markdown describing the training runs (switches, steps, time, final hole MSE)."""
     any_cfg = next(iter(cfgs.values()))
     lines = [f"Trained on {', '.join(f'`{s}`' for s in sources)} for {any_cfg.train.steps} steps each "
              f"(batch {any_cfg.train.batch_size}, seed {any_cfg.train.seed}, {any_cfg.model.image_size} px, "
-             "central square hole); same data order, crops and masks for the three models.",
+             "central square hole); same data order, crops and masks for all models.",
              "Evaluated on " + (", ".join(f"`{s}`" for s in eval_sources) + " (photos not used for training)."
                                 if eval_sources else "**the training photos** (no --eval-data given)."),
              "", "## Training", "",
@@ -102,10 +113,10 @@ def training_section(cfgs: dict[str, Config], runs: dict[str, Path], seconds: di
 
 def run_ablation(sources: Sequence[Path], out: Path, eval_sources: Sequence[Path] | None = None,
                  size: int = 32, steps: int = 300, seed: int = 0, batch: int | None = None,
-                 overrides: Sequence[str] = (), baselines: Sequence[str] | str = ("telea", "ns", "mean"),
+                 overrides: Sequence[str] = (), also: Sequence[str] = (), baselines: Sequence[str] | str = ("telea", "ns", "mean"),
                  limit: int | None = 40, grid_rows: int = 8, resume: bool = False, overwrite: bool = False,
                  progress: bool = False, log=print) -> dict:
-    """Train the three models into ``out/runs/<name>``, evaluate them, write ``out/report.md`` & co.
+    """Train M1, M2, M3 (and the ``also`` presets) into ``out/runs/<name>``, evaluate them, write ``out/report.md`` & co.
 
     ``resume`` continues (or keeps, if already finished) runs that have a ``latest.pt``; ``overwrite``
     replaces existing runs and report. Returns {"runs", "report", "summary"}.
@@ -115,7 +126,7 @@ def run_ablation(sources: Sequence[Path], out: Path, eval_sources: Sequence[Path
         raise InpaintsslError("ablation needs training photos: pass --data DIR")
     if resume and overwrite:
         raise InpaintsslError("give --resume or --overwrite, not both")
-    cfgs = ablation_configs(size, steps, seed, batch, overrides)
+    cfgs = ablation_configs(size, steps, seed, batch, overrides, also)
     baselines = parse_baselines(baselines)
     if limit is not None and limit < 1:
         raise InpaintsslError(f"--limit {limit}: must be at least 1")
@@ -139,10 +150,11 @@ def run_ablation(sources: Sequence[Path], out: Path, eval_sources: Sequence[Path
         summary = train(cfg, run_dir, [Path(s) for s in sources], resume=again, overwrite=overwrite,
                         progress=progress, log=log)
         runs[name], seconds[name] = run_dir, summary.get("seconds")    # None: already finished, kept
-    log("== evaluating m1, m2, m3" + (f" and {', '.join(baselines)}" if baselines else ""))
+    log(f"== evaluating {', '.join(cfgs)}" + (f" and {', '.join(baselines)}" if baselines else ""))
     result = run_evaluation(list(runs.values()), list(eval_sources or sources), baselines, mask="center",
                             limit=limit, seed=seed, size=size, grid_rows=grid_rows, log=log)
     intro = training_section(cfgs, runs, seconds, sources, eval_sources)
-    paths = write_report(result, out, title=f"Ablation M1 / M2 / M3 at {size} px (paper sections 5.4 and 6.1)",
+    title = " / ".join(["M1", "M2", "M3", *also])
+    paths = write_report(result, out, title=f"Ablation {title} at {size} px (paper sections 5.4 and 6.1)",
                          intro=intro, overwrite=True)
     return {"runs": runs, "report": paths["report.md"], "summary": result.summary()}

@@ -104,3 +104,9 @@ def check_compatible(ckpt: dict, expected: dict, what: str = "this run") -> None
             f"{ckpt.get('path', 'checkpoint')}: checkpoint of preset {ckpt['config'].get('preset')!r} "
             f"({have.get('image_size')} px) does not match {what} (preset {expected.get('preset')!r}, "
             f"{want.get('image_size')} px): {'; '.join(diffs)}")
+
+
+def generator_weights(ckpt: dict) -> dict:
+    """The generator state dict used for inference, evaluation and transfer: the moving average of the
+    weights (``generator_ema``) when the run kept one (``train.ema`` > 0), else the trained weights."""
+    return ckpt.get("generator_ema", ckpt["generator"])

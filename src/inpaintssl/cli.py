@@ -255,11 +255,13 @@ def evaluate(checkpoints, more_checkpoints, data, out, baselines, mask, limit, s
               help="held-out evaluation photos (default: the training photos); repeatable")
 @click.option("--size", type=click.Choice(["32", "64", "128"]), default="32", show_default=True,
               help="scale: 32 = smoke-sized M1/M2/M3, 64 = m*-64 presets, 128 = the paper's m1/m2/m3")
+@click.option("--also", multiple=True, metavar="PRESET",
+              help="also train this preset of the same size alike (e.g. m1-plus-64); repeatable")
 @click.option("--steps", type=int, default=300, show_default=True, help="training steps of each model")
 @click.option("--seed", type=int, default=0, show_default=True, help="training seed and evaluation mask seed")
 @click.option("--batch", type=int, default=None, help="batch size (default: the preset's)")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="config override applied to all three models, e.g. --set optim.lr_g=1e-3")
+              help="config override applied to all models, e.g. --set optim.lr_g=1e-3")
 @click.option("--baselines", default="telea,ns,mean", show_default=True,
               help="classical baselines also evaluated (comma-separated) or 'none'")
 @click.option("--limit", type=int, default=40, show_default=True, help="evaluation photos")
@@ -267,13 +269,13 @@ def evaluate(checkpoints, more_checkpoints, data, out, baselines, mask, limit, s
 @click.option("--resume", is_flag=True, help="continue (or keep, if finished) existing runs in OUT/runs")
 @click.option("--overwrite", is_flag=True, help="retrain existing runs and replace the report")
 @click.option("--no-progress", is_flag=True, help="no progress bars")
-def ablation(data, out, eval_data, size, steps, seed, batch, overrides, baselines, limit, grid_rows, resume,
+def ablation(data, out, eval_data, size, also, steps, seed, batch, overrides, baselines, limit, grid_rows, resume,
              overwrite, no_progress):
-    """Train M1, M2 and M3 alike (paper section 5.4), evaluate them side by side (section 6.1)."""
+    """Train M1, M2 and M3 (and --also presets) alike (paper 5.4), evaluate them side by side (6.1)."""
     from .ablation import run_ablation
 
     done = run_ablation(list(data), out, list(eval_data) or None, size=int(size), steps=steps, seed=seed,
-                        batch=batch, overrides=overrides, baselines=baselines, limit=limit, grid_rows=grid_rows,
+                        batch=batch, overrides=overrides, also=also, baselines=baselines, limit=limit, grid_rows=grid_rows,
                         resume=resume, overwrite=overwrite, progress=not no_progress,
                         log=lambda msg: click.echo(msg, err=True))
     click.echo(f"report: {done['report']}")

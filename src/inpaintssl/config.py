@@ -59,6 +59,10 @@ class OptimConfig:
     lr_d: float = 1e-3           # paper: 1e-3
     beta1: float = 0.5           # paper silent; DCGAN's 0.5 is the usual GAN choice
     beta2: float = 0.999
+    # learning-rate schedule over train.steps (both optimisers): "constant" (paper: no schedule given)
+    # or "cosine" (half a cosine from the lr down to 0 at the last step; it depends on train.steps, so
+    # a resumed run that raises --steps continues on the stretched curve)
+    schedule: str = "constant"
 
 
 @dataclass
@@ -94,6 +98,10 @@ class TrainConfig:
     # torch.compile the generator and discriminators (CUDA mainly: the first steps pay the compile
     # time; on CPU it needs a C++ compiler). Off by default: eager is exact and starts at once.
     compile: bool = False
+    # exponential moving average of the generator's weights and batch-norm statistics, used for
+    # inference, samples and evaluation when > 0 (e.g. 0.999); 0 = off (the paper has none). The decay
+    # is warmed up as min(ema, (1 + step) / (10 + step)) so early averages do not hold the random init.
+    ema: float = 0.0
 
 
 @dataclass
@@ -120,6 +128,10 @@ class Config:
             raise InpaintsslError(f"mask.kind={self.mask.kind!r}: choose center, rect, freeform or mixed")
         if self.loss.mse_norm not in ("tensor", "region"):
             raise InpaintsslError(f"loss.mse_norm={self.loss.mse_norm!r}: choose 'tensor' or 'region'")
+        if self.optim.schedule not in ("constant", "cosine"):
+            raise InpaintsslError(f"optim.schedule={self.optim.schedule!r}: choose 'constant' or 'cosine'")
+        if not 0 <= self.train.ema < 1:
+            raise InpaintsslError(f"train.ema={self.train.ema}: must be in [0, 1) (0 = off, e.g. 0.999)")
         if self.train.batch_size < 2:
             raise InpaintsslError("train.batch_size must be >= 2 (batch norm needs two samples)")
         if not 0 < self.data.crop_min <= self.data.crop_max <= 1:

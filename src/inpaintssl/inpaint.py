@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_checkpoint
+from .checkpoint import generator_weights, load_checkpoint
 from .config import Config, config_from_dict
 from .errors import InpaintsslError
 from .images import to_tensor, to_uint8
@@ -74,7 +74,7 @@ class Inpainter:
         cfg = config_from_dict(ckpt["config"])
         G = Generator(cfg.model)
         try:
-            G.load_state_dict(ckpt["generator"])
+            G.load_state_dict(generator_weights(ckpt))
         except RuntimeError as e:
             raise InpaintsslError(f"{ckpt['path']}: generator weights do not fit preset "
                                   f"{cfg.preset!r} ({str(e).splitlines()[0][:160]})") from None

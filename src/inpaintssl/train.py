@@ -25,7 +25,9 @@ In the G step the discriminators' parameters are frozen: their gradients there w
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import math
 import shutil
 import signal
 import sys
@@ -39,7 +41,7 @@ from tqdm import tqdm
 
 from . import distributed, losses
 from .cache import CachedBatches, CachedImages, is_cache_dir
-from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from .checkpoint import check_compatible, generator_weights, load_checkpoint, save_checkpoint
 from .config import Config, config_to_dict, save_config
 from .data import ImageFolder, embedded_photos, gather_files, make_loader
 from .errors import InpaintsslError
@@ -99,9 +101,17 @@ class TrainState:
     # models themselves). ``d_frozen``: the discriminators as called in the G step (no DDP gradient sync)
     runners: dict = field(default_factory=dict)
     d_frozen: dict = field(default_factory=dict)
+    ema: torch.nn.Module | None = None                 # moving average of the generator (train.ema > 0)
+
+    def weights(self) -> dict:
+        """The models' state dicts (+ ``generator_ema``), as saved in every checkpoint."""
+        out = {k: m.state_dict() for k, m in self.models.items()}
+        if self.ema is not None:
+            out["generator_ema"] = self.ema.state_dict()
+        return out
 
     def state_dict(self) -> dict:
-        state = {k: m.state_dict() for k, m in self.models.items()}
+        state = self.weights()
         state.update(step=self.step, config=config_to_dict(self.cfg), sources=list(self.sources),
                      opt_g=self.opt_g.state_dict(), torch_rng=torch.get_rng_state())
         if self.opt_d is not None:
@@ -113,16 +123,16 @@ class TrainState:
             if k not in ckpt:
                 raise InpaintsslError(f"{ckpt.get('path')}: checkpoint has no {k} weights")
             m.load_state_dict(ckpt[k])
+        if self.ema is not None:
+            self.ema.load_state_dict(generator_weights(ckpt))
         self.opt_g.load_state_dict(ckpt["opt_g"])
         if self.opt_d is not None:
             self.opt_d.load_state_dict(ckpt["opt_d"])
-        # load_state_dict restores the saved learning rates: the config (which --set may change) wins
-        for opt, lr in ((self.opt_g, self.cfg.optim.lr_g), (self.opt_d, self.cfg.optim.lr_d)):
-            for group in (opt.param_groups if opt is not None else []):
-                group["lr"] = lr
         if "torch_rng" in ckpt:
             torch.set_rng_state(ckpt["torch_rng"].cpu())
         self.step = int(ckpt["step"])
+        # load_state_dict restored the saved learning rates: the config (which --set may change) wins
+        set_learning_rates(self)
 
 
 def build_state(cfg: Config, device: torch.device, dist_info: "distributed.DistInfo | None" = None) -> TrainState:
@@ -143,7 +153,33 @@ def build_state(cfg: Config, device: torch.device, dist_info: "distributed.DistI
     opt_g = torch.optim.Adam(models["generator"].parameters(), lr=cfg.optim.lr_g, betas=betas, **fused)
     d_params = [p for k, m in models.items() if k != "generator" for p in m.parameters()]
     opt_d = torch.optim.Adam(d_params, lr=cfg.optim.lr_d, betas=betas, **fused) if d_params else None
-    return TrainState(cfg, device, models, opt_g, opt_d, runners=runners, d_frozen=d_frozen)
+    ema = copy.deepcopy(models["generator"]).eval().requires_grad_(False) if cfg.train.ema > 0 else None
+    return TrainState(cfg, device, models, opt_g, opt_d, runners=runners, d_frozen=d_frozen, ema=ema)
+
+
+def lr_factor(cfg: Config, step: int) -> float:
+    """Multiplier of both learning rates for the update that takes the run from ``step`` to ``step + 1``."""
+    if cfg.optim.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(step, cfg.train.steps) / cfg.train.steps))
+    return 1.0
+
+
+def set_learning_rates(state: TrainState) -> None:
+    f = lr_factor(state.cfg, state.step)
+    for opt, lr in ((state.opt_g, state.cfg.optim.lr_g), (state.opt_d, state.cfg.optim.lr_d)):
+        for group in (opt.param_groups if opt is not None else []):
+            group["lr"] = lr * f
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    """ema <- d * ema + (1 - d) * model over weights and batch-norm statistics, d = min(decay, (1+step)/(10+step))."""
+    d = min(decay, (1 + step) / (10 + step))
+    for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+        if e.dtype.is_floating_point:
+            e.lerp_(m, 1 - d)
+        else:
+            e.copy_(m)
 
 
 def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor,
@@ -157,6 +193,7 @@ def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor,
     amp = state.device.type == "cuda" and cfg.train.amp
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
     logs: dict[str, torch.Tensor] = {}
+    set_learning_rates(state)
 
     with autocast:
         gen = generate(G, real, mask, cfg)                         # (B, 3, S, S)
@@ -195,6 +232,8 @@ def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor,
         for p in frozen:
             p.requires_grad_(True)
     state.opt_g.step()
+    if state.ema is not None:
+        update_ema(state.ema, m["generator"], cfg.train.ema, state.step)
     state.step += 1
 
     logs.update(rec, g_total=g_total)
@@ -210,7 +249,7 @@ def training_masks(cfg: Config, step: int, batch: int) -> torch.Tensor:
 @torch.no_grad()
 def sample_grid(state: TrainState, real: torch.Tensor, mask: torch.Tensor):
     """Paper Figure 3 layout: one row per image, real | corrupted | reconstructed (prediction in the hole)."""
-    G = state.models["generator"]
+    G = state.ema if state.ema is not None else state.models["generator"]
     was_training = G.training
     G.eval()
     gen = generate(G, real, mask, state.cfg).float()
@@ -401,9 +440,8 @@ def _run(cfg: Config, run_dir: Path, sources, resume: bool, overwrite: bool, pro
                 save_png(sample_grid(state, fixed_real, fixed_mask), run_dir / "samples" / f"step_{state.step:06d}.png")
             if main and state.step % cfg.train.ckpt_every == 0 and state.step != total:
                 save_checkpoint(run_dir / "checkpoints" / "latest.pt", state.state_dict())
-                weights = {k: m.state_dict() for k, m in state.models.items()}
                 save_checkpoint(run_dir / "checkpoints" / f"step_{state.step:06d}.pt",
-                                dict(weights, step=state.step, config=config_to_dict(cfg)))
+                                dict(state.weights(), step=state.step, config=config_to_dict(cfg)))
             bar.update(1)
             if stop_now:
                 interrupted = True

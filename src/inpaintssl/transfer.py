@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import atomic_write_text, check_compatible, load_checkpoint, save_checkpoint
+from .checkpoint import atomic_write_text, check_compatible, generator_weights, load_checkpoint, save_checkpoint
 from .config import ModelConfig, config_from_dict, config_to_dict, get_preset
 from .errors import InpaintsslError
 from .models import Generator, init_weights
@@ -147,12 +147,12 @@ class Classifier(nn.Module):
 
 
 def load_encoder(model: Classifier, ckpt: dict) -> list[str]:
-    """Copy the checkpoint generator's encoder + bottleneck into ``model``; returns the loaded keys.
+    """Copy the checkpoint generator's encoder + bottleneck (its moving average if kept) into ``model``; returns the keys.
 
     Errors (InpaintsslError) when a weight has another shape, a checkpoint encoder key has no place in
     the classifier, or any classifier key other than the head's is left missing."""
     src = ckpt.get("path", "checkpoint")
-    weights = {k: v for k, v in ckpt["generator"].items() if k.startswith(("encoder.", "bottleneck."))}
+    weights = {k: v for k, v in generator_weights(ckpt).items() if k.startswith(("encoder.", "bottleneck."))}
     own = model.state_dict()
     wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in weights.items()
              if k in own and own[k].shape != v.shape]
