@@ -7,7 +7,7 @@
 What is timed (images per second, median of ``--rounds`` interleaved rounds so both versions see the
 same machine load):
 
-* project: ``inpaintssl.train.train_step`` on a state from ``build_state`` (on CUDA: bf16 autocast,
+* project: ``inpaintssl.step.train_step`` on a state from ``build_state`` (on CUDA: bf16 autocast,
   channels_last, fused Adam, cuDNN benchmark, TF32; ``--compile``: torch.compile), with the paper's
   centre hole and a fixed random batch already on the device;
 * plain: the same architecture written below with its own nn.Modules (same layers, channels, batch-norm
@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from inpaintssl.config import ModelConfig, get_preset
-from inpaintssl.train import build_state, train, train_step, training_masks
+from inpaintssl.step import build_state, train_step, training_masks
+from inpaintssl.train import train
 
 
 # ----------------------------------------------------------------------------- plain reference version

@@ -6,7 +6,7 @@ import torch
 from inpaintssl.config import PRESETS, get_preset
 from inpaintssl.masks import center_mask
 from inpaintssl.models import Discriminator, Generator, build_models, encoder_channels
-from inpaintssl.train import build_state, train_step
+from inpaintssl.step import build_state, train_step
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -105,7 +105,7 @@ def test_resume_is_exact_with_ema_and_cosine_schedule(tmp_path, tiny_photos, mon
 
 
 def test_lr_schedule_and_ema_update():
-    from inpaintssl.train import lr_factor, update_ema
+    from inpaintssl.step import lr_factor, update_ema
     cfg = smoke_config(100, "optim.schedule=cosine")
     assert lr_factor(cfg, 0) == 1.0 and abs(lr_factor(cfg, 50) - 0.5) < 1e-9 and lr_factor(cfg, 100) < 1e-12
     assert lr_factor(smoke_config(100), 73) == 1.0

@@ -26,7 +26,7 @@ Methods (registry :data:`BASELINES`; checkpoints are named by their run folder):
   the hole touches the image border (their value moves its output by <= 3/255 there), which is one
   reason every method gets the same gray-filled input and never the original;
 * ``mean``: every hole pixel gets the mean colour of the photo's known pixels;
-* a checkpoint at the eval size runs its generator directly, batched, in eval mode (:func:`train.generate`);
+* a checkpoint at the eval size runs its generator directly, batched, in eval mode (:func:`step.generate`);
   a checkpoint trained at another size goes through :class:`inpaint.Inpainter`, which resizes a context
   window around the hole to its size and back. A patch-predicting M3 checkpoint only knows the central
   square, so it needs ``mask="center"``.
@@ -49,7 +49,7 @@ from .image_metrics import METRIC_KEYS, image_metrics, uint8_to_unit
 from .images import list_images, open_image, to_tensor, to_uint8
 from .inpaint import Inpainter
 from .masks import make_masks, step_generator
-from .train import generate
+from .step import generate
 
 EVAL_MASK_STREAM = 5            # step_generator stream reserved for evaluation masks (training uses 0 and 2)
 MASK_KINDS = ("center", "rect", "freeform")

@@ -29,7 +29,7 @@ from .errors import InpaintsslError
 from .images import to_tensor, to_uint8
 from .masks import center_mask
 from .models import Generator
-from .train import generate, pick_device
+from .step import generate, pick_device
 
 
 def center_hole(height: int, width: int) -> np.ndarray:

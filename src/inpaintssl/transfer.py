@@ -54,7 +54,7 @@ from .checkpoint import atomic_write_text, check_compatible, generator_weights, 
 from .config import ModelConfig, config_from_dict, config_to_dict, get_preset
 from .errors import InpaintsslError
 from .models import Generator, init_weights
-from .train import pick_device
+from .step import pick_device
 from .transfer_metrics import AP_METHODS, classification_metrics, reference_levels
 from .voc import ClassificationDataset, EpochSampler, LabelledImages
 

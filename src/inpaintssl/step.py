@@ -1,0 +1,224 @@
+"""One optimisation step of the inpainting GAN (paper section 5) and the state it updates.
+
+    state = build_state(cfg, torch.device("cpu"))
+    logs = train_step(state, real, mask)          # real: (B, 3, S, S) in [-1, 1]; mask: (B, 1, S, S), 1 = hole
+
+One step (pix2pix-style explicit GAN step):
+  1. x_in = I * (1 - M) (+ M as a 4th channel if model.mask_channel); out = G(x_in);
+     I_gen = out (M1/M2), or for M3 the corrupted image with the predicted patch pasted into the hole;
+  2. D step on I_gen.detach(): L_D_l (+ L_D_g), one Adam (lr_d) over both discriminators;
+  3. G step: L_G = w1 L_full + w2 L_masked + w3 (-log D_g(I_gen)) + w4 (-log D_l(I_gen * M)).
+
+In the G step the discriminators' parameters are frozen: their gradients there would be thrown away
+(the D step starts with ``zero_grad``), so this only skips work and changes no number. Both learning
+rates follow ``optim.schedule`` as a function of the step (:func:`lr_factor`); with ``train.ema`` > 0 the
+state also keeps a moving average of the generator (:func:`update_ema`), which inference uses.
+On CUDA the step runs under bf16 autocast (``train.amp``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from . import distributed, losses
+from .checkpoint import generator_weights
+from .config import Config, config_to_dict
+from .errors import InpaintsslError
+from .masks import make_masks, step_generator
+from .models import build_models
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InpaintsslError(f"train.device={name!r} but CUDA is not available here; use train.device=cpu")
+    return torch.device(name)
+
+
+def paste_patch(corrupted: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
+    """M3: put the (B, 3, S/2, S/2) patch into the central hole of the (B, 3, S, S) corrupted image."""
+    s, p = corrupted.shape[-1], patch.shape[-1]
+    a = (s - p) // 2
+    return F.pad(patch, (a, s - p - a, a, s - p - a)) + corrupted
+
+
+def generator_input(real: torch.Tensor, mask: torch.Tensor, mask_channel: bool) -> torch.Tensor:
+    x = real * (1 - mask)                                          # (B, 3, S, S), hole = 0 (mid-gray)
+    return torch.cat([x, mask], dim=1) if mask_channel else x
+
+
+def generate(G: torch.nn.Module, real: torch.Tensor, mask: torch.Tensor, cfg: Config) -> torch.Tensor:
+    """I_gen = G(I * (1 - M)) as a full (B, 3, S, S) image (the patch pasted in for M3)."""
+    out = G(generator_input(real, mask, cfg.model.mask_channel))
+    if cfg.model.predict == "patch":
+        return paste_patch(real * (1 - mask), out.to(real.dtype))
+    return out
+
+
+def compose(pred: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return mask * pred + (1 - mask) * real
+
+
+@dataclass
+class TrainState:
+    cfg: Config
+    device: torch.device
+    models: dict
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer | None
+    step: int = 0
+    sources: list = field(default_factory=list)
+    # forward callables for training (DDP-wrapped and/or compiled versions of ``models``; empty = the
+    # models themselves). ``d_frozen``: the discriminators as called in the G step (no DDP gradient sync)
+    runners: dict = field(default_factory=dict)
+    d_frozen: dict = field(default_factory=dict)
+    ema: torch.nn.Module | None = None                 # moving average of the generator (train.ema > 0)
+
+    def weights(self) -> dict:
+        """The models' state dicts (+ ``generator_ema``), as saved in every checkpoint."""
+        out = {k: m.state_dict() for k, m in self.models.items()}
+        if self.ema is not None:
+            out["generator_ema"] = self.ema.state_dict()
+        return out
+
+    def state_dict(self) -> dict:
+        state = self.weights()
+        state.update(step=self.step, config=config_to_dict(self.cfg), sources=list(self.sources),
+                     opt_g=self.opt_g.state_dict(), torch_rng=torch.get_rng_state())
+        if self.opt_d is not None:
+            state["opt_d"] = self.opt_d.state_dict()
+        return state
+
+    def load_state_dict(self, ckpt: dict) -> None:
+        for k, m in self.models.items():
+            if k not in ckpt:
+                raise InpaintsslError(f"{ckpt.get('path')}: checkpoint has no {k} weights")
+            m.load_state_dict(ckpt[k])
+        if self.ema is not None:
+            self.ema.load_state_dict(generator_weights(ckpt))
+        self.opt_g.load_state_dict(ckpt["opt_g"])
+        if self.opt_d is not None:
+            self.opt_d.load_state_dict(ckpt["opt_d"])
+        if "torch_rng" in ckpt:
+            torch.set_rng_state(ckpt["torch_rng"].cpu())
+        self.step = int(ckpt["step"])
+        # load_state_dict restored the saved learning rates: the config (which --set may change) wins
+        set_learning_rates(self)
+
+
+def build_state(cfg: Config, device: torch.device, dist_info: "distributed.DistInfo | None" = None) -> TrainState:
+    torch.manual_seed(cfg.train.seed)
+    models = {k: m.to(device) for k, m in build_models(cfg.model).items()}
+    if device.type == "cuda":
+        models = {k: m.to(memory_format=torch.channels_last) for k, m in models.items()}
+    runners, d_frozen = {}, {}
+    if dist_info is not None and dist_info.enabled:
+        models, runners = distributed.wrap_models(models, device, dist_info)
+        d_frozen = {k: m for k, m in models.items() if k != "generator"}
+    if cfg.train.compile:
+        runners = {k: torch.compile(runners.get(k, m)) for k, m in models.items()}
+        d_frozen = {k: torch.compile(m) for k, m in d_frozen.items()} if d_frozen else \
+            {k: r for k, r in runners.items() if k != "generator"}
+    fused = {"fused": True} if device.type == "cuda" else {}
+    betas = (cfg.optim.beta1, cfg.optim.beta2)
+    opt_g = torch.optim.Adam(models["generator"].parameters(), lr=cfg.optim.lr_g, betas=betas, **fused)
+    d_params = [p for k, m in models.items() if k != "generator" for p in m.parameters()]
+    opt_d = torch.optim.Adam(d_params, lr=cfg.optim.lr_d, betas=betas, **fused) if d_params else None
+    ema = copy.deepcopy(models["generator"]).eval().requires_grad_(False) if cfg.train.ema > 0 else None
+    return TrainState(cfg, device, models, opt_g, opt_d, runners=runners, d_frozen=d_frozen, ema=ema)
+
+
+def lr_factor(cfg: Config, step: int) -> float:
+    """Multiplier of both learning rates for the update that takes the run from ``step`` to ``step + 1``."""
+    if cfg.optim.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(step, cfg.train.steps) / cfg.train.steps))
+    return 1.0
+
+
+def set_learning_rates(state: TrainState) -> None:
+    f = lr_factor(state.cfg, state.step)
+    for opt, lr in ((state.opt_g, state.cfg.optim.lr_g), (state.opt_d, state.cfg.optim.lr_d)):
+        for group in (opt.param_groups if opt is not None else []):
+            group["lr"] = lr * f
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    """ema <- d * ema + (1 - d) * model over weights and batch-norm statistics, d = min(decay, (1+step)/(10+step))."""
+    d = min(decay, (1 + step) / (10 + step))
+    for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+        if e.dtype.is_floating_point:
+            e.lerp_(m, 1 - d)
+        else:
+            e.copy_(m)
+
+
+def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor,
+               metrics: bool = True) -> dict[str, torch.Tensor]:
+    """One D update then one G update. real: (B, 3, S, S) in [-1, 1]; mask: (B, 1, S, S), 1 = hole.
+
+    ``metrics=False`` skips the monitoring-only ``hole_mse`` (the loop asks for it on log steps only)."""
+    cfg, m = state.cfg, state.models
+    run = {k: state.runners.get(k, mod) for k, mod in m.items()}
+    G, Dg, Dl = run["generator"], run.get("d_global"), run.get("d_local")
+    amp = state.device.type == "cuda" and cfg.train.amp
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+    logs: dict[str, torch.Tensor] = {}
+    set_learning_rates(state)
+
+    with autocast:
+        gen = generate(G, real, mask, cfg)                         # (B, 3, S, S)
+    if state.opt_d is not None:                                    # 1. discriminators, on a detached fake
+        fake = gen.detach()
+        with autocast:
+            d_total = 0.0
+            if Dl is not None:
+                logs["d_local"] = losses.d_loss(Dl(real * mask), Dl(fake * mask))
+                d_total = d_total + logs["d_local"]
+            if Dg is not None:
+                logs["d_global"] = losses.d_loss(Dg(real), Dg(fake))
+                d_total = d_total + logs["d_global"]
+        state.opt_d.zero_grad(set_to_none=True)
+        d_total.backward()
+        state.opt_d.step()
+
+    # 2. generator, with the discriminators frozen: no weight gradients for D (they would be discarded)
+    Dg, Dl = state.d_frozen.get("d_global", Dg), state.d_frozen.get("d_local", Dl)
+    frozen = [p for k, mod in m.items() if k != "generator" for p in mod.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        with autocast:
+            rec = losses.reconstruction_losses(gen, real, mask, cfg.loss.w1, cfg.loss.w2, cfg.loss.mse_norm)
+            g_total = rec["mse_total"]
+            if Dg is not None:
+                logs["g_adv_global"] = losses.g_adv_loss(Dg(gen))
+                g_total = g_total + cfg.loss.w3 * logs["g_adv_global"]
+            if Dl is not None:
+                logs["g_adv_local"] = losses.g_adv_loss(Dl(gen * mask))
+                g_total = g_total + cfg.loss.w4 * logs["g_adv_local"]
+        state.opt_g.zero_grad(set_to_none=True)
+        g_total.backward()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    state.opt_g.step()
+    if state.ema is not None:
+        update_ema(state.ema, m["generator"], cfg.train.ema, state.step)
+    state.step += 1
+
+    logs.update(rec, g_total=g_total)
+    if metrics:
+        logs["hole_mse"] = losses.hole_mse(gen.detach(), real, mask)
+    return {k: v.detach() for k, v in logs.items()}
+
+
+def training_masks(cfg: Config, step: int, batch: int) -> torch.Tensor:
+    return make_masks(cfg.mask.kind, batch, cfg.model.image_size, step_generator(cfg.train.seed, step), cfg.mask)
