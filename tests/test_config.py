@@ -42,11 +42,12 @@ def test_roundtrip(tmp_path):
         config_from_dict({"model": {"nope": 1}})
 
 
-def test_m1_plus_changes_only_the_reconstruction_weighting_and_the_schedule():
+def test_m1_plus_changes_only_the_loss_weighting_schedule_and_crops():
     m1, plus = config_to_dict(get_preset("m1")), config_to_dict(get_preset("m1-plus"))
     assert plus["loss"] == dict(m1["loss"], mse_norm="region", w1=0.5, w2=0.5)
     assert plus["optim"] == dict(m1["optim"], schedule="cosine")
-    assert {k: v for k, v in plus.items() if k not in ("loss", "optim", "preset")} == \
-        {k: v for k, v in m1.items() if k not in ("loss", "optim", "preset")}
+    assert plus["data"] == dict(m1["data"], crop_min=0.5)
+    assert {k: v for k, v in plus.items() if k not in ("loss", "optim", "data", "preset")} == \
+        {k: v for k, v in m1.items() if k not in ("loss", "optim", "data", "preset")}
     small = config_to_dict(get_preset("m1-plus-64"))
     assert small["loss"] == plus["loss"] and small["model"] == config_to_dict(get_preset("m1-64"))["model"]
