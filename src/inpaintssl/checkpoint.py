@@ -31,7 +31,9 @@ from .errors import InpaintsslError
 FORMAT_VERSION = 1
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` via ``write(binary_file)`` into a temp file in the same folder, fsync, then rename:
+    readers see the old file or the new one, never half of it. Used for every file the tool writes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -48,12 +50,12 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
     state = dict(state, format_version=FORMAT_VERSION)
-    _atomic_write(path, lambda f: torch.save(state, f))
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def resolve_checkpoint(path: Path) -> Path:

@@ -12,8 +12,6 @@ palette (with or without transparency), RGBA/LA (alpha dropped). Decompression b
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .checkpoint import atomic_write
 from .errors import InpaintsslError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -150,17 +149,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 def save_png(rgb: np.ndarray, path: Path) -> None:
     """Write a PNG atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(rgb).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(Path(path), lambda f: Image.fromarray(rgb).save(f, format="PNG"))
 
 
 def make_grid(rows: list[list[np.ndarray]], pad: int = 2, fill: int = 255) -> np.ndarray:

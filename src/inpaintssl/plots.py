@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .checkpoint import atomic_write
 from .errors import InpaintsslError
 
 # (key in metrics.jsonl, panel title, log y axis)
@@ -101,9 +102,8 @@ def save_figure(fig, path: Path, dpi: int = 110) -> Path:
     """Save a matplotlib figure as PNG atomically (temp file, then rename) and close it."""
     import matplotlib.pyplot as plt
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    tmp.replace(path)                                               # never a half-written PNG
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))    # never a half-written PNG
+    finally:
+        plt.close(fig)
     return path
