@@ -286,15 +286,11 @@ def ablation(data, out, eval_data, size, also, steps, seed, batch, overrides, ba
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG file to write")
 def plot_losses(runs, out):
     """Draw the training loss curves of one or more RUN folders (their metrics.jsonl) into a PNG."""
-    from .evaluate import checkpoint_name
+    from .evaluate import checkpoint_name, unique_name
     from .plots import plot_loss_curves
 
-    named = {}
-    for run in runs:
-        name, k = checkpoint_name(run), 2
-        while name in named:
-            name, k = f"{checkpoint_name(run)}-{k}", k + 1
-        named[name] = run
+    used: set[str] = set()
+    named = {unique_name(checkpoint_name(run), used): run for run in runs}
     click.echo(str(plot_loss_curves(named, out)))
 
 

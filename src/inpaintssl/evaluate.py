@@ -43,7 +43,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import resolve_checkpoint
 from .errors import InpaintsslError
 from .image_metrics import METRIC_KEYS, image_metrics, uint8_to_unit
 from .images import list_images, open_image, to_tensor, to_uint8
@@ -238,7 +237,8 @@ class EvalResult:
         return out
 
 
-def _unique(name: str, used: set[str]) -> str:
+def unique_name(name: str, used: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``, ... if already in ``used``; the result is added to ``used``."""
     cand, k = name, 2
     while cand in used:
         cand, k = f"{name}-{k}", k + 1
@@ -266,15 +266,14 @@ def run_evaluation(checkpoints: Sequence[Path], sources: Sequence[Path], baselin
     used: set[str] = set(baselines)
     models = []
     for path in checkpoints:
-        resolve_checkpoint(Path(path))                              # clear error for a missing path
         model, meta = load_inpainter(Path(path), device)
         if model.cfg.model.predict == "patch" and mask != "center":
             raise InpaintsslError(f"{path}: this checkpoint predicts only the central square patch (M3); "
                                   f"evaluate it with --mask center, not --mask {mask}")
-        name = _unique(model.name, used)
+        name = unique_name(model.name, used)
         models.append((name, model, meta))
-        if run_folder(Path(path)) is not None:
-            runs[name] = run_folder(Path(path))
+        if (run := run_folder(Path(path))) is not None:
+            runs[name] = run
     size = size or (models[0][1].image_size if models else DEFAULT_SIZE)
     for name, model, meta in models:
         methods[name], info[name] = checkpoint_method(model, size), dict(meta, resized=model.image_size != size)
