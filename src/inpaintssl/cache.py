@@ -158,10 +158,6 @@ class CachedImages:
     def __len__(self) -> int:
         return len(self.images)
 
-    @property
-    def files(self) -> list[str]:
-        return list(self.index.get("files", []))
-
     def indices(self, positions: np.ndarray) -> np.ndarray:
         """Row of each stream position: one seeded permutation per epoch (as data.ImageFolder)."""
         n = len(self.images)

@@ -299,7 +299,7 @@ def fit(model: Classifier, train_data: LabelledImages, test_data: LabelledImages
                           desc="final train eval")
     result = {"init": init, "mode": cfg.mode, "epochs": cfg.epochs, "image_size": size,
               "train": classification_metrics(s, lab, classes, cfg.ap_method),
-              "test": classification_metrics(t_scores, t_labels, classes, cfg.ap_method),
+              "test": te,                                       # the last epoch's test scores
               "history": history, "seconds": round(time.perf_counter() - t0, 2)}
     atomic_write_text(out_dir / "metrics.json", json.dumps(_json_safe(result), indent=2) + "\n")
     save_checkpoint(out_dir / "classifier.pt", {"classifier": model.state_dict(), "config": meta})
