@@ -233,6 +233,19 @@ def test_atomic_save_leaves_old_file_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]          # no temp files left
 
 
+def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    import os
+    from inpaintssl.images import save_png
+    save_png(np.zeros((4, 4, 3), np.uint8), tmp_path / "a.png")
+    save_checkpoint(tmp_path / "b.pt", {"generator": {}, "config": {}, "step": 0})
+    (tmp_path / "c.txt").write_text("plain open()")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes["a.png"] == modes["b.pt"] == modes["c.txt"], modes          # as any file the user's umask allows
+    umask = os.umask(0)
+    os.umask(umask)
+    assert modes["a.png"] == 0o666 & ~umask
+
+
 @settings(max_examples=40, deadline=None)
 @given(h=st.integers(2, 40), w=st.integers(2, 40), data=st.data())
 def test_mask_loading_threshold_property(tmp_path_factory, h, w, data):

@@ -29,6 +29,8 @@ import torch
 from .errors import InpaintsslError
 
 FORMAT_VERSION = 1
+_UMASK = os.umask(0)                 # read the process umask (os.umask can only set it) and restore it
+os.umask(_UMASK)
 
 
 def atomic_write(path: Path, write) -> None:
@@ -42,6 +44,7 @@ def atomic_write(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)    # mkstemp makes 0600 files; give the mode a plain open() would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
