@@ -96,7 +96,9 @@ def test_dist_batchnorm_is_batchnorm_without_a_process_group():
 @needs_gloo
 def test_two_processes_follow_the_single_process_trajectory(tmp_path, cache32):
     single, double = tmp_path / "single", tmp_path / "ddp"
-    overrides = ["train.log_every=1", "train.device=cpu"]
+    # fp32 (train.amp=false): the 1e-4 agreement below is a statement about exact arithmetic; bf16 rounding
+    # differs between our synchronised batch norm (fp32 statistics) and torch's single-process one
+    overrides = ["train.log_every=1", "train.device=cpu", "train.amp=false"]
     train(smoke_config(10, *overrides), single, [cache32], **QUIET)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "inpaintssl", "train", "--preset", "smoke", "--data", str(cache32), "--out", str(double),

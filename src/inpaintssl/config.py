@@ -95,7 +95,9 @@ class TrainConfig:
     sample_every: int = 500      # steps between sample grids (paper Figure 3 layout)
     ckpt_every: int = 1000       # steps between periodic checkpoints (latest is also written at the end)
     device: str = "auto"         # auto | cpu | cuda | cuda:N
-    amp: bool = True             # bf16 autocast on CUDA (ignored on CPU, which trains in fp32)
+    # bf16 autocast where the device computes bf16 natively (CUDA; a CPU with AVX-512 BF16 or AMX), fp32
+    # elsewhere; false forces fp32. The resolved precision is printed and logged in metrics.jsonl
+    amp: bool = True
     # torch.compile the generator and discriminators (CUDA mainly: the first steps pay the compile
     # time; on CPU it needs a C++ compiler). Off by default: eager is exact and starts at once.
     compile: bool = False

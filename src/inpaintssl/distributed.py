@@ -144,6 +144,7 @@ class DistBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
+        dtype, x = x.dtype, x.float()                   # statistics in fp32 also under bf16 autocast
         c = x.shape[1]
         n_local = torch.tensor([x.numel() // c], dtype=x.dtype, device=x.device)
         sums = _AllReduceSum.apply(torch.cat([x.sum(dim=(0, 2, 3)), n_local]))     # (C + 1,)
@@ -160,7 +161,7 @@ class DistBatchNorm2d(nn.BatchNorm2d):
         y = centred * torch.rsqrt(var + self.eps).view(1, c, 1, 1)
         if self.affine:
             y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
-        return y
+        return y.to(dtype)
 
 
 def convert_sync_bn(module: nn.Module, device: torch.device) -> nn.Module:

@@ -13,7 +13,11 @@ In the G step the discriminators' parameters are frozen: their gradients there w
 (the D step starts with ``zero_grad``), so this only skips work and changes no number. Both learning
 rates follow ``optim.schedule`` as a function of the step (:func:`lr_factor`); with ``train.ema`` > 0 the
 state also keeps a moving average of the generator (:func:`update_ema`), which inference uses.
-On CUDA the step runs under bf16 autocast (``train.amp``).
+With ``train.amp`` (default) the forward passes run under bf16 autocast where the device computes bf16
+natively: CUDA, or a CPU with AVX-512 BF16 or AMX (:func:`resolve_precision`); elsewhere, or with
+``train.amp=false``, everything is fp32. Losses, metrics, batch-norm statistics, the optimiser state and
+the EMA stay fp32 on both paths. With bf16 the models and batches are channels_last (measured faster on
+CPU and CUDA).
 """
 
 from __future__ import annotations
@@ -40,6 +44,30 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise InpaintsslError(f"train.device={name!r} but CUDA is not available here; use train.device=cpu")
     return torch.device(name)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 in hardware (AVX-512 BF16 or AMX tiles); emulated bf16 is slower
+    than fp32, so only these get the bf16 path."""
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(f()) for f in checks if f is not None)
+
+
+def resolve_precision(device: torch.device, amp: bool = True) -> str:
+    """"bf16" (autocast) or "fp32" for training and inference on ``device``; ``amp=False`` forces fp32."""
+    if not amp:
+        return "fp32"
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+        return "bf16"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast on ``device`` for precision "bf16", a no-op context for "fp32"."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def paste_patch(corrupted: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
@@ -80,6 +108,9 @@ class TrainState:
     runners: dict = field(default_factory=dict)
     d_frozen: dict = field(default_factory=dict)
     ema: torch.nn.Module | None = None                 # moving average of the generator (train.ema > 0)
+    precision: str = "fp32"                            # "bf16" (autocast) or "fp32": resolve_precision
+    _ema_pairs: tuple | None = None                    # (ema floats, model floats, ema others, model others)
+    _d_params: list = field(default_factory=list)      # discriminator parameters, frozen in the G step
 
     def weights(self) -> dict:
         """The models' state dicts (+ ``generator_ema``), as saved in every checkpoint."""
@@ -116,7 +147,8 @@ class TrainState:
 def build_state(cfg: Config, device: torch.device, dist_info: "distributed.DistInfo | None" = None) -> TrainState:
     torch.manual_seed(cfg.train.seed)
     models = {k: m.to(device) for k, m in build_models(cfg.model).items()}
-    if device.type == "cuda":
+    precision = resolve_precision(device, cfg.train.amp)
+    if precision == "bf16":
         models = {k: m.to(memory_format=torch.channels_last) for k, m in models.items()}
     runners, d_frozen = {}, {}
     if dist_info is not None and dist_info.enabled:
@@ -132,7 +164,8 @@ def build_state(cfg: Config, device: torch.device, dist_info: "distributed.DistI
     d_params = [p for k, m in models.items() if k != "generator" for p in m.parameters()]
     opt_d = torch.optim.Adam(d_params, lr=cfg.optim.lr_d, betas=betas, **fused) if d_params else None
     ema = copy.deepcopy(models["generator"]).eval().requires_grad_(False) if cfg.train.ema > 0 else None
-    return TrainState(cfg, device, models, opt_g, opt_d, runners=runners, d_frozen=d_frozen, ema=ema)
+    return TrainState(cfg, device, models, opt_g, opt_d, runners=runners, d_frozen=d_frozen, ema=ema,
+                      precision=precision, _d_params=d_params)
 
 
 def lr_factor(cfg: Config, step: int) -> float:
@@ -149,15 +182,27 @@ def set_learning_rates(state: TrainState) -> None:
             group["lr"] = lr * f
 
 
+def ema_pairs(ema: torch.nn.Module, model: torch.nn.Module) -> tuple[list, list, list, list]:
+    """The tensors :func:`update_ema` updates, listed once: (ema floats, model floats, ema ints, model ints)."""
+    pairs = list(zip(ema.state_dict().values(), model.state_dict().values()))
+    floats = [p for p in pairs if p[0].dtype.is_floating_point]
+    others = [p for p in pairs if not p[0].dtype.is_floating_point]
+    return [e for e, _ in floats], [m for _, m in floats], [e for e, _ in others], [m for _, m in others]
+
+
 @torch.no_grad()
-def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
-    """ema <- d * ema + (1 - d) * model over weights and batch-norm statistics, d = min(decay, (1+step)/(10+step))."""
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int,
+               pairs: tuple | None = None) -> None:
+    """ema <- d * ema + (1 - d) * model over weights and batch-norm statistics, d = min(decay, (1+step)/(10+step)).
+
+    One ``_foreach_lerp_`` over all floating tensors; integer buffers (batch counts) are copied.
+    ``pairs`` is :func:`ema_pairs` computed once (the training state keeps it)."""
     d = min(decay, (1 + step) / (10 + step))
-    for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
-        if e.dtype.is_floating_point:
-            e.lerp_(m, 1 - d)
-        else:
-            e.copy_(m)
+    e_f, m_f, e_i, m_i = pairs if pairs is not None else ema_pairs(ema, model)
+    if e_f:
+        torch._foreach_lerp_(e_f, m_f, 1 - d)
+    for e, m in zip(e_i, m_i):
+        e.copy_(m)
 
 
 def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor,
@@ -168,16 +213,15 @@ def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor,
     cfg, m = state.cfg, state.models
     run = {k: state.runners.get(k, mod) for k, mod in m.items()}
     G, Dg, Dl = run["generator"], run.get("d_global"), run.get("d_local")
-    amp = state.device.type == "cuda" and cfg.train.amp
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+    cast = autocast(state.device, state.precision)
     logs: dict[str, torch.Tensor] = {}
     set_learning_rates(state)
 
-    with autocast:
+    with cast:
         gen = generate(G, real, mask, cfg)                         # (B, 3, S, S)
     if state.opt_d is not None:                                    # 1. discriminators, on a detached fake
         fake = gen.detach()
-        with autocast:
+        with cast:
             d_total = 0.0
             if Dl is not None:
                 logs["d_local"] = losses.d_loss(Dl(real * mask), Dl(fake * mask))
@@ -191,11 +235,11 @@ def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor,
 
     # 2. generator, with the discriminators frozen: no weight gradients for D (they would be discarded)
     Dg, Dl = state.d_frozen.get("d_global", Dg), state.d_frozen.get("d_local", Dl)
-    frozen = [p for k, mod in m.items() if k != "generator" for p in mod.parameters() if p.requires_grad]
+    frozen = [p for p in state._d_params if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
     try:
-        with autocast:
+        with cast:
             rec = losses.reconstruction_losses(gen, real, mask, cfg.loss.w1, cfg.loss.w2, cfg.loss.mse_norm)
             g_total = rec["mse_total"]
             if Dg is not None:
@@ -211,7 +255,9 @@ def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor,
             p.requires_grad_(True)
     state.opt_g.step()
     if state.ema is not None:
-        update_ema(state.ema, m["generator"], cfg.train.ema, state.step)
+        if state._ema_pairs is None:
+            state._ema_pairs = ema_pairs(state.ema, m["generator"])
+        update_ema(state.ema, m["generator"], cfg.train.ema, state.step, state._ema_pairs)
     state.step += 1
 
     logs.update(rec, g_total=g_total)

@@ -173,6 +173,8 @@ def _run(cfg: Config, run_dir: Path, sources, resume: bool, overwrite: bool, pro
     if state.step >= total:
         log(f"{run_dir}: already at step {state.step} of {total}; raise --steps to train further")
         return {"step": state.step, "interrupted": False, "skipped_files": [], "images": n_images}
+    log(f"device {device.type}, precision {state.precision}"
+        + ("" if state.precision == "bf16" or not cfg.train.amp else " (no native bf16 here)"))
     if dist_info.enabled:
         log(f"{dist_info.world} processes, global batch {cfg.train.batch_size} "
             f"({cfg.train.batch_size // dist_info.world} per process), device {device.type}")
@@ -204,7 +206,7 @@ def _run(cfg: Config, run_dir: Path, sources, resume: bool, overwrite: bool, pro
                 mask = center
             else:
                 mask = training_masks(cfg, state.step, cfg.train.batch_size)[part].to(device, non_blocking=True)
-            if device.type == "cuda":
+            if state.precision == "bf16":
                 real = real.contiguous(memory_format=torch.channels_last)
             next_step = state.step + 1
             log_now = next_step % cfg.train.log_every == 0 or next_step == total
@@ -229,6 +231,7 @@ def _run(cfg: Config, run_dir: Path, sources, resume: bool, overwrite: bool, pro
                 row = {"step": state.step, "epoch": state.step * cfg.train.batch_size / n_images,
                        **{k: round(float(v), 7) for k, v in logs.items()},
                        "images_per_s": round(seen_since_log / max(now - t_last, 1e-9), 2),
+                       "precision": state.precision,
                        "time_s": round(now - t_start, 3)}
                 metrics_file.write(json.dumps(row) + "\n")
                 metrics_file.flush()
