@@ -3,7 +3,7 @@
     python benchmarks/cpu_step_variants.py --preset m1 --batch 8 --rounds 4
     python benchmarks/cpu_step_variants.py --preset m1-64 --batch 32 --variants base,freeze,cl,fused
 
-Each variant builds its own state with ``inpaintssl.step.build_state`` and runs the textbook step
+Each variant builds its own state with ``inpaintssl.gan.step.build_state`` and runs the textbook step
 (``base``: D on a detached fake, then G, with D's weight gradients computed in the G step and the
 hole MSE every step) plus the listed changes, joined with ``+``:
 
@@ -24,9 +24,9 @@ import time
 
 import torch
 
-from inpaintssl import losses
+from inpaintssl.gan import losses
 from inpaintssl.config import get_preset
-from inpaintssl.step import build_state, generate, training_masks
+from inpaintssl.gan.step import build_state, generate, training_masks
 
 
 def textbook_step(state, real, mask, freeze: bool, hole: bool):

@@ -5,7 +5,7 @@
 
 Plain loop: for every file, ``Image.open`` -> ``convert("RGB")`` -> centre square crop -> bicubic resize
 to the cached side -> uint8 array, one process, full-resolution decoding (the straightforward code).
-Project: :func:`inpaintssl.prepare.prepare_cache` (JPEG draft decoding, a process pool, writing the
+Project: :func:`inpaintssl.data.prepare.prepare_cache` (JPEG draft decoding, a process pool, writing the
 memory-mapped cache and its index). Both read the files once before timing so the page cache is warm;
 rounds alternate between the two and the median is reported.
 """
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from inpaintssl.data import gather_files
-from inpaintssl.prepare import cache_side, prepare_cache
+from inpaintssl.data.folder import gather_files
+from inpaintssl.data.prepare import cache_side, prepare_cache
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco-sample"
 

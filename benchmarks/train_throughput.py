@@ -7,14 +7,14 @@
 What is timed (images per second, median of ``--rounds`` interleaved rounds so both versions see the
 same machine load):
 
-* project: ``inpaintssl.step.train_step`` on a state from ``build_state`` (on CUDA: bf16 autocast,
+* project: ``inpaintssl.gan.step.train_step`` on a state from ``build_state`` (on CUDA: bf16 autocast,
   channels_last, fused Adam, cuDNN benchmark, TF32; ``--compile``: torch.compile), with the paper's
   centre hole and a fixed random batch already on the device;
 * plain: the same architecture written below with its own nn.Modules (same layers, channels, batch-norm
   placement: the parameter counts are checked equal), plain ``torch.optim.Adam``, fp32, NCHW, no
   autocast, PyTorch's default backend flags; the textbook step (D on a detached fake, then G; the G step
   back-propagates into D's weights too, as most GAN code does);
-* ``--cache DIR``: ``inpaintssl.train.train`` end to end from a prepared cache (data, masks, logging),
+* ``--cache DIR``: ``inpaintssl.gan.train.train`` end to end from a prepared cache (data, masks, logging),
   images/s from its metrics.jsonl, the first log interval (warm-up, compilation) left out.
 
 On CUDA it also measures the card's dense bf16 matmul rate (8192^3 GEMMs) and reports the fraction of
@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from inpaintssl.config import ModelConfig, get_preset
-from inpaintssl.step import build_state, train_step, training_masks
-from inpaintssl.train import train
+from inpaintssl.gan.step import build_state, train_step, training_masks
+from inpaintssl.gan.train import train
 
 
 # ----------------------------------------------------------------------------- plain reference version

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from inpaintssl.config import apply_overrides, get_preset
-from inpaintssl.train import train
+from inpaintssl.gan.train import train
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 COCO_TRAIN = SHARED_DATA / "coco-sample" / "train2017"

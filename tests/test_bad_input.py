@@ -22,8 +22,8 @@ from inpaintssl.checkpoint import load_checkpoint, save_checkpoint
 from inpaintssl.cli import cli
 from inpaintssl.config import config_to_dict, get_preset
 from inpaintssl.errors import InpaintsslError
-from inpaintssl.images import load_mask, load_rgb
-from inpaintssl.train import train
+from inpaintssl.data.images import load_mask, load_rgb
+from inpaintssl.gan.train import train
 
 
 def png_bomb(path, side=40000):
@@ -235,7 +235,7 @@ def test_atomic_save_leaves_old_file_on_failure(tmp_path):
 
 def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
     import os
-    from inpaintssl.images import save_png
+    from inpaintssl.data.images import save_png
     save_png(np.zeros((4, 4, 3), np.uint8), tmp_path / "a.png")
     save_checkpoint(tmp_path / "b.pt", {"generator": {}, "config": {}, "step": 0})
     (tmp_path / "c.txt").write_text("plain open()")

@@ -24,11 +24,11 @@ import torch
 
 from conftest import smoke_config
 from inpaintssl.checkpoint import load_checkpoint
-from inpaintssl.data import StreamSampler
-from inpaintssl.distributed import DistBatchNorm2d, DistInfo, convert_sync_bn, shard
+from inpaintssl.data.folder import StreamSampler
+from inpaintssl.gan.distributed import DistBatchNorm2d, DistInfo, convert_sync_bn, shard
 from inpaintssl.errors import InpaintsslError
-from inpaintssl.prepare import prepare_cache
-from inpaintssl.train import train
+from inpaintssl.data.prepare import prepare_cache
+from inpaintssl.gan.train import train
 
 QUIET = {"progress": False, "log": lambda *_: None}
 TERMS = ("d_local", "d_global", "g_adv_global", "g_adv_local", "mse_total", "hole_mse")

@@ -15,17 +15,17 @@ from PIL import Image
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
 from conftest import smoke_config, synthetic_photo, write_photos
-from inpaintssl.ablation import ablation_configs
+from inpaintssl.evaluation.ablation import ablation_configs
 from inpaintssl.checkpoint import save_checkpoint
 from inpaintssl.cli import cli
 from inpaintssl.config import config_to_dict, get_preset
 from inpaintssl.errors import InpaintsslError
-from inpaintssl.evaluate import (BASELINES, corrupt, eval_masks, load_eval_set, parse_baselines,
+from inpaintssl.evaluation.evaluate import (BASELINES, corrupt, eval_masks, load_eval_set, parse_baselines,
                                  run_evaluation)
-from inpaintssl.image_metrics import METRIC_KEYS, PSNR_CAP_DB, image_metrics, ssim_map, uint8_to_unit
-from inpaintssl.models import build_models
-from inpaintssl.plots import read_metrics
-from inpaintssl.train import train
+from inpaintssl.evaluation.metrics import METRIC_KEYS, PSNR_CAP_DB, image_metrics, ssim_map, uint8_to_unit
+from inpaintssl.gan.models import build_models
+from inpaintssl.evaluation.plots import read_metrics
+from inpaintssl.gan.train import train
 
 
 

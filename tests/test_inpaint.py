@@ -11,8 +11,8 @@ from PIL import Image, ImageOps
 from conftest import COCO_TRAIN, COCO_VAL, needs_coco, smoke_config, synthetic_photo
 from inpaintssl.cli import main
 from inpaintssl.errors import InpaintsslError
-from inpaintssl.inpaint import Inpainter, center_hole, context_window
-from inpaintssl.train import train
+from inpaintssl.gan.inpainter import Inpainter, center_hole, context_window
+from inpaintssl.gan.train import train
 
 
 @pytest.fixture(scope="module")

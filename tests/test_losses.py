@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from inpaintssl import losses
+from inpaintssl.gan import losses
 
 
 def test_mse_terms_match_the_paper_formulas():

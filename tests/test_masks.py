@@ -1,7 +1,7 @@
 import torch
 
 from inpaintssl.config import MaskConfig
-from inpaintssl.masks import center_mask, make_masks, step_generator
+from inpaintssl.gan.masks import center_mask, make_masks, step_generator
 
 
 def test_center_mask_is_half_the_side():

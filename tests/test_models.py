@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from inpaintssl.config import PRESETS, get_preset
-from inpaintssl.masks import center_mask
-from inpaintssl.models import Discriminator, Generator, build_models, encoder_channels
-from inpaintssl.step import build_state, train_step
+from inpaintssl.gan.masks import center_mask
+from inpaintssl.gan.models import Discriminator, Generator, build_models, encoder_channels
+from inpaintssl.gan.step import build_state, train_step
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

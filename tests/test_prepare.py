@@ -11,14 +11,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import smoke_config, write_photos
-from inpaintssl.cache import INDEX_NAME, CachedBatches, CachedImages, crop_flip, hash_uniforms, open_cache
+from inpaintssl.data.cache import INDEX_NAME, CachedBatches, CachedImages, crop_flip, hash_uniforms, open_cache
 from inpaintssl.checkpoint import load_checkpoint
 from inpaintssl.cli import cli
 from inpaintssl.config import DataConfig
 from inpaintssl.errors import InpaintsslError
-from inpaintssl.images import open_image, to_tensor
-from inpaintssl.prepare import centre_square, prepare_cache
-from inpaintssl.train import train
+from inpaintssl.data.images import open_image, to_tensor
+from inpaintssl.data.prepare import centre_square, prepare_cache
+from inpaintssl.gan.train import train
 
 QUIET = {"progress": False, "log": lambda *_: None}
 

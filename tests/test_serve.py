@@ -1,4 +1,4 @@
-"""The browser demo and its HTTP API (inpaintssl.serve, inpaintssl.demo).
+"""The browser demo and its HTTP API (inpaintssl.app.serve, inpaintssl.app.demo).
 
 API tests talk to a real uvicorn server on a free localhost port; the end-to-end test drives Debian's
 Chromium with Playwright (skipped, with the reason, when either is missing). Set
@@ -31,13 +31,13 @@ pytest.importorskip("python_multipart", reason="the web demo needs the [demo] ex
 httpx = pytest.importorskip("httpx", reason="the API tests use httpx as the HTTP client")
 
 from conftest import COCO_VAL  # noqa: E402
-from inpaintssl import images  # noqa: E402
+from inpaintssl.data import images  # noqa: E402
 from inpaintssl.cli import cli  # noqa: E402
-from inpaintssl.data import embedded_photos  # noqa: E402
-from inpaintssl.demo import ensure_demo_run, prepare_demo_photos  # noqa: E402
-from inpaintssl.images import load_rgb  # noqa: E402
-from inpaintssl.inpaint import Inpainter  # noqa: E402
-from inpaintssl.serve import ServerThread, create_app  # noqa: E402
+from inpaintssl.data.folder import embedded_photos  # noqa: E402
+from inpaintssl.app.demo import ensure_demo_run, prepare_demo_photos  # noqa: E402
+from inpaintssl.data.images import load_rgb  # noqa: E402
+from inpaintssl.gan.inpainter import Inpainter  # noqa: E402
+from inpaintssl.app.serve import ServerThread, create_app  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CAP = 3 * 2**20                       # upload cap of the test server

@@ -15,7 +15,7 @@ import torch
 from conftest import smoke_config, write_photos
 from inpaintssl.checkpoint import load_checkpoint
 from inpaintssl.errors import InpaintsslError
-from inpaintssl.train import train
+from inpaintssl.gan.train import train
 
 QUIET = {"progress": False, "log": lambda *_: None}
 
@@ -44,7 +44,7 @@ def test_checkpoint_round_trip(tmp_path, tiny_photos):
     train(smoke_config(4), run, [tiny_photos], **QUIET)
     ckpt = load_checkpoint(run / "checkpoints" / "latest.pt")
     from inpaintssl.config import config_from_dict
-    from inpaintssl.models import build_models
+    from inpaintssl.gan.models import build_models
     models = build_models(config_from_dict(ckpt["config"]).model)
     for name, model in models.items():
         model.load_state_dict(ckpt[name])
@@ -77,7 +77,7 @@ def test_resume_is_exact(tmp_path, tiny_photos):
 def test_resume_is_exact_with_ema_and_cosine_schedule(tmp_path, tiny_photos, monkeypatch):
     """The moving average is resumable state and the schedule a function of the step: a 10-step cosine
     run interrupted after step 5 and resumed equals the uninterrupted run, EMA weights included."""
-    import inpaintssl.train as train_module
+    import inpaintssl.gan.train as train_module
     opts = ("train.ema=0.9", "optim.schedule=cosine", "data.workers=0")
     a, b = tmp_path / "a", tmp_path / "b"
     train(smoke_config(10, *opts), a, [tiny_photos], **QUIET)
@@ -99,13 +99,13 @@ def test_resume_is_exact_with_ema_and_cosine_schedule(tmp_path, tiny_photos, mon
         assert all(torch.equal(ca[key][k], cb[key][k]) for k in ca[key]), key
     assert any(not torch.equal(ca["generator_ema"][k], ca["generator"][k]) for k in ca["generator"])
     assert ca["opt_g"]["param_groups"][0]["lr"] < 0.03 * smoke_config(10).optim.lr_g   # cosine: near 0
-    from inpaintssl.inpaint import Inpainter                 # inference uses the moving average
+    from inpaintssl.gan.inpainter import Inpainter                 # inference uses the moving average
     g = Inpainter.from_checkpoint(a, device="cpu").generator.state_dict()
     assert all(torch.equal(g[k], ca["generator_ema"][k]) for k in g)
 
 
 def test_lr_schedule_and_ema_update():
-    from inpaintssl.step import lr_factor, update_ema
+    from inpaintssl.gan.step import lr_factor, update_ema
     cfg = smoke_config(100, "optim.schedule=cosine")
     assert lr_factor(cfg, 0) == 1.0 and abs(lr_factor(cfg, 50) - 0.5) < 1e-9 and lr_factor(cfg, 100) < 1e-12
     assert lr_factor(smoke_config(100), 73) == 1.0

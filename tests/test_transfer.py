@@ -17,11 +17,11 @@ from inpaintssl.checkpoint import load_checkpoint
 from inpaintssl.cli import cli
 from inpaintssl.config import config_from_dict, get_preset
 from inpaintssl.errors import InpaintsslError
-from inpaintssl.transfer import (Classifier, TransferConfig, build_classifier, classification_loss,
+from inpaintssl.transfer.train import (Classifier, TransferConfig, build_classifier, classification_loss,
                                  load_encoder, resolve_init, run_epoch)
-from inpaintssl.transfer_metrics import (average_precision, classification_metrics, mean_ap, reference_levels,
+from inpaintssl.transfer.metrics import (average_precision, classification_metrics, mean_ap, reference_levels,
                                         top1_accuracy)
-from inpaintssl.voc import (VOC_CLASSES, ClassificationDataset, labels_from_objects, load_class_folders,
+from inpaintssl.transfer.voc import (VOC_CLASSES, ClassificationDataset, labels_from_objects, load_class_folders,
                             load_labelled, load_voc, read_annotation)
 
 # image id -> objects (class, difficult); the expected image-level labels are written out by hand below

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import generator_weights, load_checkpoint
-from .config import Config, config_from_dict
-from .errors import InpaintsslError
-from .images import to_tensor, to_uint8
+from ..checkpoint import generator_weights, load_checkpoint
+from ..config import Config, config_from_dict
+from ..errors import InpaintsslError
+from ..data.images import to_tensor, to_uint8
 from .masks import center_mask
 from .models import Generator
 from .step import generate, pick_device

@@ -30,12 +30,12 @@ import torch
 from tqdm import tqdm
 
 from . import distributed
-from .cache import CachedBatches, CachedImages, is_cache_dir
-from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from .config import Config, config_to_dict, save_config
-from .data import ImageFolder, embedded_photos, gather_files, make_loader
-from .errors import InpaintsslError
-from .images import make_grid, save_png, to_uint8
+from ..data.cache import CachedBatches, CachedImages, is_cache_dir
+from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from ..config import Config, config_to_dict, save_config
+from ..data.folder import ImageFolder, embedded_photos, gather_files, make_loader
+from ..errors import InpaintsslError
+from ..data.images import make_grid, save_png, to_uint8
 from .masks import make_masks, step_generator
 from .step import TrainState, build_state, compose, generate, pick_device, train_step, training_masks
 

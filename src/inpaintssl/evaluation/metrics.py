@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import InpaintsslError
+from ..errors import InpaintsslError
 
 PSNR_CAP_DB = 100.0
 MSE_FLOOR = 10.0 ** (-PSNR_CAP_DB / 10.0)      # 1e-10: the MSE at which PSNR reaches the cap

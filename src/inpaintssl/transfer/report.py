@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .checkpoint import atomic_write_text
-from .plots import save_figure
+from ..checkpoint import atomic_write_text
+from ..evaluation.plots import save_figure
 
 ROW_NAMES = {"pretrained": "With weight initialization from pretrained model (inpainting encoder)",
              "random": "With random weight initialization"}

@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .errors import InpaintsslError
+from ..errors import InpaintsslError
 
 
 @dataclass

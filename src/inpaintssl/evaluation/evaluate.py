@@ -43,12 +43,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import InpaintsslError
-from .image_metrics import METRIC_KEYS, image_metrics, uint8_to_unit
-from .images import list_images, open_image, to_tensor, to_uint8
-from .inpaint import Inpainter
-from .masks import make_masks, step_generator
-from .step import generate
+from ..errors import InpaintsslError
+from .metrics import METRIC_KEYS, image_metrics, uint8_to_unit
+from ..data.images import list_images, open_image, to_tensor, to_uint8
+from ..gan.inpainter import Inpainter
+from ..gan.masks import make_masks, step_generator
+from ..gan.step import generate
 
 EVAL_MASK_STREAM = 5            # step_generator stream reserved for evaluation masks (training uses 0 and 2)
 MASK_KINDS = ("center", "rect", "freeform")

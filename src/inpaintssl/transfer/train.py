@@ -50,12 +50,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import atomic_write_text, check_compatible, generator_weights, load_checkpoint, save_checkpoint
-from .config import ModelConfig, config_from_dict, config_to_dict, get_preset
-from .errors import InpaintsslError
-from .models import Generator, init_weights
-from .step import pick_device
-from .transfer_metrics import AP_METHODS, classification_metrics, reference_levels
+from ..checkpoint import atomic_write_text, check_compatible, generator_weights, load_checkpoint, save_checkpoint
+from ..config import ModelConfig, config_from_dict, config_to_dict, get_preset
+from ..errors import InpaintsslError
+from ..gan.models import Generator, init_weights
+from ..gan.step import pick_device
+from .metrics import AP_METHODS, classification_metrics, reference_levels
 from .voc import ClassificationDataset, EpochSampler, LabelledImages
 
 MODES = ("finetune", "linear")
@@ -321,7 +321,7 @@ def transfer_run(train_data: LabelledImages, test_data: LabelledImages, model_cf
                  ckpt: dict | None, cfg: TransferConfig, out_dir: Path, init_name: str,
                  overwrite: bool = False, progress: bool = False, log=print) -> dict:
     """Build the classifier for one init, train it into ``out_dir`` and plot its history."""
-    from .transfer_report import plot_history
+    from .report import plot_history
     prepare_out_dir(out_dir, overwrite)
     model = build_classifier(model_cfg, len(train_data.classes), cfg.validate(), ckpt)
     result = fit(model, train_data, test_data, cfg, out_dir, init_name, progress, log)
@@ -333,7 +333,7 @@ def compare(train_data: LabelledImages, test_data: LabelledImages, ckpt: dict, c
             out_dir: Path, overwrite: bool = False, progress: bool = False, log=print) -> dict:
     """Pretrained vs random init, same seed and architecture: OUT/{pretrained,random}/, OUT/report.md,
     OUT/history.png (both runs), OUT/metrics.json. Returns {"pretrained": ..., "random": ...}."""
-    from .transfer_report import plot_history, write_report
+    from .report import plot_history, write_report
     out_dir = Path(out_dir)
     existing = [n for n in ("report.md", "metrics.json", "history.png", "pretrained", "random")
                 if (out_dir / n).exists()]

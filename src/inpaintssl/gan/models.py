@@ -30,7 +30,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .config import ModelConfig
+from ..config import ModelConfig
 
 _MULTS = (1, 1, 2, 4, 8, 8, 8, 8)
 

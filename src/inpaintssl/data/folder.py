@@ -28,8 +28,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from .config import DataConfig
-from .errors import InpaintsslError
+from ..config import DataConfig
+from ..errors import InpaintsslError
 from .images import IMAGE_EXTENSIONS, list_images, open_image, to_tensor
 
 # Natural photos in scikit-image's data folder (present in the wheel, no download needed).

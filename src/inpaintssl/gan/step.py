@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import distributed, losses
-from .checkpoint import generator_weights
-from .config import Config, config_to_dict
-from .errors import InpaintsslError
+from . import distributed
+
+from . import losses
+from ..checkpoint import generator_weights
+from ..config import Config, config_to_dict
+from ..errors import InpaintsslError
 from .masks import make_masks, step_generator
 from .models import build_models
 

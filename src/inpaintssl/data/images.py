@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .checkpoint import atomic_write
-from .errors import InpaintsslError
+from ..checkpoint import atomic_write
+from ..errors import InpaintsslError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MAX_PIXELS = 100_000_000            # refuse images above 100 megapixels (Pillow's bomb guard is ~89 MP)

@@ -43,8 +43,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import InpaintsslError
-from .images import mask_to_hole, open_image_bytes
+from ..errors import InpaintsslError
+from ..data.images import mask_to_hole, open_image_bytes
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -55,7 +55,7 @@ PNG_COMPRESS_LEVEL = 3          # Pillow default 6: 2x slower (2.6 s vs 1.3 s on
 
 def static_dir() -> Path:
     """The folder that holds index.html, app.js and style.css (package data)."""
-    return Path(str(resources.files("inpaintssl") / "static"))
+    return Path(str(resources.files("inpaintssl.app") / "static"))
 
 
 def sample_catalog(paths: list[Path]) -> dict[str, Path]:
@@ -203,7 +203,7 @@ def create_app(inpainter, max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2*
     from starlette.staticfiles import StaticFiles
 
     if samples is None:
-        from .data import embedded_photos
+        from ..data.folder import embedded_photos
         try:
             samples = sample_catalog(embedded_photos())
         except InpaintsslError:

@@ -36,9 +36,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import DataConfig
-from .data import epoch_permutation
-from .errors import InpaintsslError
+from ..config import DataConfig
+from .folder import epoch_permutation
+from ..errors import InpaintsslError
 
 INDEX_NAME = "cache_index.json"
 CACHE_FORMAT = "inpaintssl-image-cache"

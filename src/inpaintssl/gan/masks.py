@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from .config import MaskConfig
+from ..config import MaskConfig
 
 KINDS = ("center", "rect", "freeform", "mixed")
 

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .config import DataConfig
-from .data import random_crop_flip
-from .errors import InpaintsslError
-from .images import center_square, list_images, open_image, to_tensor
+from ..config import DataConfig
+from ..data.folder import random_crop_flip
+from ..errors import InpaintsslError
+from ..data.images import center_square, list_images, open_image, to_tensor
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",

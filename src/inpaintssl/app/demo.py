@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .checkpoint import load_checkpoint
-from .config import Config, apply_overrides, get_preset
-from .errors import InpaintsslError
-from .images import open_image
+from ..checkpoint import load_checkpoint
+from ..config import Config, apply_overrides, get_preset
+from ..errors import InpaintsslError
+from ..data.images import open_image
 
 DEMO_PRESET = "smoke"
 DEMO_STEPS = 300
@@ -51,8 +51,8 @@ def demo_config(preset: str = DEMO_PRESET, steps: int = DEMO_STEPS, seed: int = 
 
 def prepare_demo_photos(folder: Path, min_side: int) -> list[Path]:
     """Downscaled PNG copies of the bundled photos (shorter side ``min_side`` at most) in ``folder``."""
-    from .data import embedded_photos
-    from .images import save_png
+    from ..data.folder import embedded_photos
+    from ..data.images import save_png
 
     folder = Path(folder)
     out = []
@@ -81,7 +81,7 @@ def finished_step(run_dir: Path) -> tuple[int, str] | None:
 def ensure_demo_run(run_dir: Path, preset: str = DEMO_PRESET, steps: int = DEMO_STEPS, retrain: bool = False,
                     progress: bool = True, log=print) -> Path:
     """A run folder holding a trained demo model: reused, resumed or trained (see module docstring)."""
-    from .train import train
+    from ..gan.train import train
 
     run_dir = Path(run_dir)
     have = None if retrain else finished_step(run_dir)

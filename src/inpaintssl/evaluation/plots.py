@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checkpoint import atomic_write
-from .errors import InpaintsslError
+from ..checkpoint import atomic_write
+from ..errors import InpaintsslError
 
 # (key in metrics.jsonl, panel title, log y axis)
 PANELS = (

@@ -27,14 +27,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cache import is_cache_dir
-from .config import Config, apply_overrides, get_preset
-from .data import gather_files
-from .errors import InpaintsslError
+from ..data.cache import is_cache_dir
+from ..config import Config, apply_overrides, get_preset
+from ..data.folder import gather_files
+from ..errors import InpaintsslError
 from .evaluate import check_dependencies, parse_baselines, run_evaluation
 from .plots import read_metrics
 from .report import check_report_dir, write_report
-from .train import train
+from ..gan.train import train
 
 SCALES: dict[int, dict[str, str]] = {
     32: {"m1": "smoke", "m2": "smoke", "m3": "smoke"},

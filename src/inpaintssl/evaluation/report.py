@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .checkpoint import atomic_write_text
-from .errors import InpaintsslError
+from ..checkpoint import atomic_write_text
+from ..errors import InpaintsslError
 from .evaluate import EvalResult
-from .image_metrics import HIGHER_IS_BETTER, METRIC_KEYS, PSNR_CAP_DB
-from .images import make_grid, save_png
+from .metrics import HIGHER_IS_BETTER, METRIC_KEYS, PSNR_CAP_DB
+from ..data.images import make_grid, save_png
 
 REPORT_FILES = ("report.md", "metrics.json", "per_image.csv", "grid.png", "loss_curves.png")
 MIN_TILE = 96                    # grid tiles smaller than this are enlarged by an integer factor

@@ -1,0 +1,95 @@
+"""Commands of the downstream task: ``transfer train`` and ``transfer compare``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import PRESETS
+from ..errors import InpaintsslError
+from .base import Group, cli
+
+
+@cli.group(cls=Group)
+def transfer():
+    """Transfer to classification (paper section 6.2): fine-tune or linear-probe the generator's encoder."""
+
+
+def _transfer_options(f):
+    """Options shared by ``transfer train`` and ``transfer compare``."""
+    opts = [
+        click.option("--data", required=True, type=click.Path(path_type=Path),
+                     help="VOCdevkit/VOC20xx folder (ImageSets/Main, JPEGImages), or ROOT/<split>/<class>/ images"),
+        click.option("--train-split", default="trainval", show_default=True, help="split to train on"),
+        click.option("--test-split", default="test", show_default=True, help="split to evaluate on"),
+        click.option("--out", required=True, type=click.Path(path_type=Path), help="output folder"),
+        click.option("--epochs", type=int, default=14, show_default=True, help="passes over the training split"),
+        click.option("--mode", type=click.Choice(["finetune", "linear"]), default="finetune", show_default=True,
+                     help="finetune everything, or train a linear head on the frozen encoder"),
+        click.option("--batch", type=int, default=64, show_default=True, help="batch size"),
+        click.option("--lr", type=float, default=0.005, show_default=True, help="SGD learning rate (momentum 0.9)"),
+        click.option("--weight-decay", type=float, default=5e-4, show_default=True, help="SGD weight decay"),
+        click.option("--seed", type=int, default=0, show_default=True, help="seed of the head, data order, crops"),
+        click.option("--labels", type=click.Choice(["auto", "files", "xml"]), default="auto", show_default=True,
+                     help="VOC labels from <class>_<split>.txt files or Annotations/*.xml (auto: files if present)"),
+        click.option("--ap", "ap_method", type=click.Choice(["all", "11point"]), default="all", show_default=True,
+                     help="AP interpolation: VOC2010+ all-point or VOC2007 11-point"),
+        click.option("--workers", type=int, default=2, show_default=True, help="data loader worker processes"),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda"),
+        click.option("--overwrite", is_flag=True, help="replace existing results in --out"),
+        click.option("--no-progress", is_flag=True, help="no progress bars"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _transfer_setup(data, train_split, test_split, labels, **kw):
+    from ..transfer.train import TransferConfig
+    from ..transfer.voc import load_labelled
+
+    cfg = TransferConfig(epochs=kw["epochs"], mode=kw["mode"], batch_size=kw["batch"], lr=kw["lr"],
+                         weight_decay=kw["weight_decay"], seed=kw["seed"], ap_method=kw["ap_method"],
+                         workers=kw["workers"], device=kw["device"]).validate()
+    train_data = load_labelled(data, train_split, labels=labels)
+    test_data = load_labelled(data, test_split, classes=train_data.classes, labels=labels)
+    return cfg, train_data, test_data
+
+
+@transfer.command("train")
+@click.option("--init", required=True, help="inpainting run folder or checkpoint file, or 'random'")
+@click.option("--preset", default=None,
+              help=f"architecture for --init random (one of: {', '.join(PRESETS)}; default m1); with a "
+                   "checkpoint it must match the checkpoint's")
+@_transfer_options
+def transfer_train(init, preset, data, train_split, test_split, out, labels, overwrite, no_progress, **kw):
+    """Train one classifier (encoder from --init + new head) on --train-split; evaluate on --test-split."""
+    from ..transfer.train import resolve_init, transfer_run
+
+    cfg, train_data, test_data = _transfer_setup(data, train_split, test_split, labels, **kw)
+    model_cfg, ckpt = resolve_init(init, preset)
+    result = transfer_run(train_data, test_data, model_cfg, ckpt, cfg, out, "random" if ckpt is None else "pretrained",
+                          overwrite=overwrite, progress=not no_progress, log=lambda m: click.echo(m, err=True))
+    te = result["test"]
+    click.echo(f"test top-1 accuracy {100 * te['top1']:.1f}%, mAP {100 * te['map']:.1f}%; "
+               f"results in {out / 'metrics.json'}")
+
+
+@transfer.command("compare")
+@click.option("--init", required=True, help="inpainting run folder or checkpoint file (compared with random init)")
+@_transfer_options
+def transfer_compare(init, data, train_split, test_split, out, labels, overwrite, no_progress, **kw):
+    """Pretrained vs random init with the same seed; writes OUT/report.md, OUT/history.png, OUT/metrics.json."""
+    from ..transfer.train import compare, resolve_init
+
+    if init == "random":
+        raise InpaintsslError("--init random: compare needs an inpainting run or checkpoint (it trains the "
+                              "random-init run itself)")
+    cfg, train_data, test_data = _transfer_setup(data, train_split, test_split, labels, **kw)
+    _, ckpt = resolve_init(init, None)
+    results = compare(train_data, test_data, ckpt, cfg, out, overwrite=overwrite, progress=not no_progress,
+                      log=lambda m: click.echo(m, err=True))
+    for name, r in results.items():
+        click.echo(f"{name:10s} test top-1 {100 * r['test']['top1']:.1f}%  mAP {100 * r['test']['map']:.1f}%")
+    click.echo(f"report: {out / 'report.md'}")

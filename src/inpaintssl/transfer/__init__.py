@@ -1,0 +1,10 @@
+"""The downstream task (paper section 6.2): the generator's encoder initialises a classifier.
+
+* :mod:`.voc`      PASCAL VOC and class-per-folder datasets, labels, the epoch sampler;
+* :mod:`.train`    the classifier (encoder + head), fine-tuning and the linear probe, ``compare``;
+* :mod:`.metrics`  per-class AP (VOC devkit), mAP, top-1 accuracy;
+* :mod:`.report`   the Table 3 report and the Figure 7 training history.
+
+May import: ``inpaintssl.config`` / ``errors`` / ``checkpoint``, ``inpaintssl.data``, ``inpaintssl.gan``
+and ``inpaintssl.evaluation.plots`` (the figure writer). Never the app or the CLI.
+"""
