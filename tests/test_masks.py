@@ -1,3 +1,6 @@
+import math
+
+import pytest
 import torch
 
 from inpaintssl.config import MaskConfig
@@ -41,3 +44,58 @@ def test_global_rng_untouched_and_step_generators_differ():
     a = make_masks("freeform", 2, 32, step_generator(0, 5))
     assert not torch.equal(a, make_masks("freeform", 2, 32, step_generator(0, 6)))
     assert torch.equal(a, make_masks("freeform", 2, 32, step_generator(0, 5)))
+
+
+# ---- the masks as this module drew them before they were vectorised: one generator call per number and
+# one full-image distance map per stroke segment. The batched version must give the same masks (so runs
+# resumed across the change, and the fixed evaluation masks, stay the same) and leave the generator alike.
+def _u(g, lo, hi):
+    return lo + (hi - lo) * torch.rand((), generator=g).item()
+
+
+def _i(g, lo, hi):
+    return int(torch.randint(lo, hi + 1, (), generator=g).item())
+
+
+def _reference_masks(kind, batch, size, g, cfg):
+    ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    out = []
+    for _ in range(batch):
+        k = kind if kind != "mixed" else ("center", "rect", "freeform")[_i(g, 0, 2)]
+        m = torch.zeros(size, size, dtype=torch.bool)
+        if k == "center":
+            m = center_mask(1, size)[0, 0].bool()
+        elif k == "rect":
+            h = max(1, round(_u(g, cfg.rect_min, cfg.rect_max) * size))
+            w = max(1, round(_u(g, cfg.rect_min, cfg.rect_max) * size))
+            top, left = _i(g, 0, size - h), _i(g, 0, size - w)
+            m[top:top + h, left:left + w] = True
+        else:
+            for _ in range(_i(g, 1, max(1, cfg.strokes_max))):
+                radius = 0.5 * size * _u(g, cfg.brush_min, cfg.brush_max)
+                x, y, angle = _u(g, 0, size), _u(g, 0, size), _u(g, 0, 2 * math.pi)
+                for _ in range(_i(g, 2, 6)):
+                    angle += _u(g, -math.pi / 2, math.pi / 2)
+                    step = _u(g, 0.1, 0.35) * size
+                    nx = min(max(x + step * math.cos(angle), 0.0), float(size))
+                    ny = min(max(y + step * math.sin(angle), 0.0), float(size))
+                    dx, dy = nx - x, ny - y
+                    l2 = dx * dx + dy * dy
+                    t = torch.zeros_like(xs) if l2 == 0 else (((xs - x) * dx + (ys - y) * dy) / l2).clamp(0, 1)
+                    m |= torch.hypot(xs - (x + t * dx), ys - (y + t * dy)) <= radius
+                    x, y = nx, ny
+        out.append(m.float()[None])
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("kind", ["rect", "freeform", "mixed"])
+def test_batched_masks_equal_the_one_call_per_number_masks(kind):
+    cases = [(32, 6, MaskConfig()), (64, 5, MaskConfig(strokes_max=9, brush_min=0.01, brush_max=0.4)),
+             (128, 3, MaskConfig(rect_min=0.05, rect_max=1.0, strokes_max=1)), (16, 40, MaskConfig())]
+    for seed in range(12):
+        for size, batch, cfg in cases:
+            g_ref, g_new = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+            ref = _reference_masks(kind, batch, size, g_ref, cfg)
+            new = make_masks(kind, batch, size, g_new, cfg)
+            assert torch.equal(new, ref), (kind, seed, size, int((new != ref).sum()))
+            assert torch.equal(g_new.get_state(), g_ref.get_state())   # the generator is left alike too

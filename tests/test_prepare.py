@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import smoke_config, write_photos
-from inpaintssl.data.cache import INDEX_NAME, CachedBatches, CachedImages, crop_flip, hash_uniforms, open_cache
+from inpaintssl.data.cache import CachedBatches, CachedImages, crop_flip, hash_uniforms, open_cache
+from inpaintssl.data.sources import INDEX_NAME
 from inpaintssl.checkpoint import load_checkpoint
 from inpaintssl.cli import cli
 from inpaintssl.config import DataConfig
@@ -63,6 +64,25 @@ def test_prepare_writes_array_and_index_and_counts_bad_files(cache_dir, photo_di
         expected = centre_square(open_image(index["files"][i], draft=side), side)
         assert np.array_equal(images[i], expected)
     assert images[7].std() > 1.0                          # the portrait photo is real content, not zeros
+
+
+def test_prepare_never_loads_torch(tmp_path, photo_dir):
+    """Importing prepare and running the `prepare` command need Pillow and numpy only (no PyTorch)."""
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "import inpaintssl.data.prepare\n"
+            "assert 'torch' not in sys.modules, 'import inpaintssl.data.prepare loaded torch'\n"
+            "from inpaintssl.cli import main\n"
+            "try:\n"
+            f"    main(['prepare', '--data', {str(photo_dir)!r}, '--out', {str(tmp_path / 'c')!r}, '--size', '32',\n"
+            "          '--workers', '0', '--no-progress'])\n"
+            "except SystemExit as e:\n"
+            "    assert not e.code, e.code\n"
+            "assert 'torch' not in sys.modules, 'the prepare command loaded torch'\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (tmp_path / "c" / INDEX_NAME).is_file()
 
 
 def test_workers_give_the_same_cache(tmp_path, photo_dir, cache_dir):

@@ -23,10 +23,12 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import InpaintsslError
+
+if TYPE_CHECKING:       # torch is imported inside the two functions that use it, so that atomic_write
+    import torch        # serves torch-free code (inpaintssl prepare) without loading it
 
 FORMAT_VERSION = 1
 _UMASK = os.umask(0)                 # read the process umask (os.umask can only set it) and restore it
@@ -57,6 +59,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
+    import torch
     state = dict(state, format_version=FORMAT_VERSION)
     atomic_write(path, lambda f: torch.save(state, f))
 
@@ -76,7 +79,13 @@ def resolve_checkpoint(path: Path) -> Path:
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load safely (no code execution). Raises InpaintsslError for anything that is not our checkpoint."""
+    """Load safely (no code execution). Raises InpaintsslError for anything that is not our checkpoint.
+
+    The name ``bundled`` loads the model shipped inside the package (:mod:`inpaintssl.bundled`)."""
+    from .bundled import is_bundled, load_bundled
+    if is_bundled(path):
+        return load_bundled(map_location=map_location)
+    import torch
     path = resolve_checkpoint(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
@@ -100,8 +109,13 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def check_compatible(ckpt: dict, expected: dict, what: str = "this run") -> None:
-    """Error naming both sides if the checkpoint's model config differs from ``expected`` (a config dict)."""
-    have, want = ckpt["config"].get("model", {}), expected.get("model", {})
+    """Error naming both sides if the checkpoint's model config differs from ``expected`` (a config dict).
+
+    A key missing on one side (a checkpoint written before that option existed) counts as its default."""
+    import dataclasses
+    from .config import ModelConfig
+    defaults = dataclasses.asdict(ModelConfig())
+    have, want = dict(defaults, **ckpt["config"].get("model", {})), dict(defaults, **expected.get("model", {}))
     diffs = [f"model.{k}={have.get(k)!r} vs {want.get(k)!r}" for k in sorted(set(have) | set(want))
              if have.get(k) != want.get(k)]
     if diffs:

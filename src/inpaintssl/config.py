@@ -40,6 +40,11 @@ class ModelConfig:
     local_d: bool = True         # local discriminator on the hole region I * M
     mask_channel: bool = False   # feed the mask as a 4th input channel (paper: no, input is I*(1-M))
     d_width: int = 64            # channels of the discriminators' first conv (paper Table 2: 64)
+    # beyond the paper (issue 15; gan/models.py, gan/layers.py); the defaults are the paper's network:
+    conv: str = "standard"       # encoder convs: standard | partial (Liu et al. 2018) | gated (Yu et al. 2019)
+    upsample: str = "transposed"  # decoder: transposed (4x4 stride 2) | resize (nearest x2 + 3x3, Odena 2016)
+    d_norm: str = "batch"        # discriminators' norm: batch (Table 2) | layer (per sample) | none
+    spectral_norm: bool = False  # spectral norm on the discriminators' weights (SN-GAN, Miyato et al. 2018)
 
 
 @dataclass
@@ -52,6 +57,10 @@ class LossConfig:
     # mean runs over every element of the masked tensor ("tensor"). "region" divides by the number of
     # elements inside (resp. outside) the hole instead, which makes w1/w2 independent of the hole size.
     mse_norm: str = "tensor"
+    # adversarial loss (gan/losses.py): bce (the paper's -log D), hinge (SN-GAN / SA-GAN) or wgan-gp
+    # (Gulrajani et al. 2017: Wasserstein critic + gp_weight x gradient penalty; needs model.d_norm != batch)
+    adversarial: str = "bce"
+    gp_weight: float = 10.0      # wgan-gp: weight of the gradient penalty (WGAN-GP paper: 10)
 
 
 @dataclass
@@ -105,6 +114,9 @@ class TrainConfig:
     # inference, samples and evaluation when > 0 (e.g. 0.999); 0 = off (the paper has none). The decay
     # is warmed up as min(ema, (1 + step) / (10 + step)) so early averages do not hold the random init.
     ema: float = 0.0
+    # discriminator (critic) updates per generator update; the extra ones re-use the step's batch and
+    # fake (gan/step.py). WGAN-GP's paper uses 5; 1 = the paper's alternation
+    critic_steps: int = 1
 
 
 @dataclass
@@ -129,6 +141,7 @@ class Config:
                 "generator needs the central square hole; use --mask center or an M1/M2 preset")
         if self.mask.kind not in ("center", "rect", "freeform", "mixed"):
             raise InpaintsslError(f"mask.kind={self.mask.kind!r}: choose center, rect, freeform or mixed")
+        _check_choices(self)
         if self.loss.mse_norm not in ("tensor", "region"):
             raise InpaintsslError(f"loss.mse_norm={self.loss.mse_norm!r}: choose 'tensor' or 'region'")
         if self.optim.schedule not in ("constant", "cosine"):
@@ -141,10 +154,35 @@ class Config:
             raise InpaintsslError("data.crop_min/crop_max must satisfy 0 < crop_min <= crop_max <= 1")
         if not 0 < self.mask.rect_min <= self.mask.rect_max <= 1:
             raise InpaintsslError("mask.rect_min/rect_max must satisfy 0 < rect_min <= rect_max <= 1")
-        for name in ("log_every", "sample_every", "ckpt_every"):
+        for name in ("steps", "log_every", "sample_every", "ckpt_every"):   # steps 0 = an untrained "run"
             if getattr(self.train, name) < 1:
                 raise InpaintsslError(f"train.{name} must be >= 1")
         return self
+
+
+CHOICES = {("model", "conv"): ("standard", "partial", "gated"),
+           ("model", "upsample"): ("transposed", "resize"),
+           ("model", "d_norm"): ("batch", "layer", "none"),
+           ("loss", "adversarial"): ("bce", "hinge", "wgan-gp")}
+
+
+def _check_choices(cfg: Config) -> None:
+    """The options of issue 15: known values and the combinations that cannot work."""
+    for (section, key), choices in CHOICES.items():
+        value = getattr(getattr(cfg, section), key)
+        if value not in choices:
+            raise InpaintsslError(f"{section}.{key}={value!r}: choose {', '.join(choices)}")
+    if cfg.loss.adversarial == "wgan-gp" and cfg.model.d_norm == "batch":
+        raise InpaintsslError("loss.adversarial=wgan-gp with model.d_norm=batch: the gradient penalty is per "
+                              "sample and batch norm couples the samples; set model.d_norm=layer (or none)")
+    if cfg.model.conv == "partial" and cfg.model.mask_channel:
+        raise InpaintsslError("model.conv=partial with model.mask_channel=true: partial convolutions already "
+                              "read the mask, and zero the mask channel (it is 0 at every known pixel); "
+                              "set model.mask_channel=false")
+    if cfg.train.critic_steps < 1:
+        raise InpaintsslError(f"train.critic_steps={cfg.train.critic_steps}: must be >= 1")
+    if cfg.loss.gp_weight < 0:
+        raise InpaintsslError(f"loss.gp_weight={cfg.loss.gp_weight}: must be >= 0")
 
 
 def _m1() -> Config:

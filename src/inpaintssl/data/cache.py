@@ -28,7 +28,6 @@ are gathered from the memory-mapped file by a background thread, one step ahead.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,30 +38,7 @@ import torch.nn.functional as F
 from ..config import DataConfig
 from .folder import epoch_permutation
 from ..errors import InpaintsslError
-
-INDEX_NAME = "cache_index.json"
-CACHE_FORMAT = "inpaintssl-image-cache"
-CACHE_VERSION = 1
-
-
-def is_cache_dir(path: Path) -> bool:
-    """True for a folder made by ``inpaintssl prepare`` (it holds ``cache_index.json``)."""
-    return Path(path).is_dir() and (Path(path) / INDEX_NAME).is_file()
-
-
-def read_index(root: Path) -> dict:
-    """The validated index of the cache in ``root``."""
-    path = Path(root) / INDEX_NAME
-    try:
-        index = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InpaintsslError(f"{path}: cannot read the cache index ({e}); run 'inpaintssl prepare' again") from None
-    if not isinstance(index, dict) or index.get("format") != CACHE_FORMAT:
-        raise InpaintsslError(f"{path}: not an inpaintssl image cache index; run 'inpaintssl prepare'")
-    if int(index.get("version", 0)) > CACHE_VERSION:
-        raise InpaintsslError(f"{path}: cache version {index['version']} is newer than this inpaintssl reads "
-                              f"({CACHE_VERSION}); upgrade inpaintssl or prepare the cache again")
-    return index
+from .sources import read_index
 
 
 def open_cache(root: Path) -> tuple[dict, np.ndarray]:
@@ -165,12 +141,13 @@ class CachedImages:
         epochs, offsets = np.divmod(positions, n)
         out = np.empty_like(positions)
         for e in np.unique(epochs):
-            if int(e) not in self._perms:
+            perm = self._perms.get(int(e))       # a local reference: the loader thread may clear the dict
+            if perm is None:
                 if len(self._perms) > 4:
                     self._perms.clear()
-                self._perms[int(e)] = epoch_permutation(n, self.seed, int(e)).numpy()
+                perm = self._perms[int(e)] = epoch_permutation(n, self.seed, int(e)).numpy()
             sel = epochs == e
-            out[sel] = self._perms[int(e)][offsets[sel]]
+            out[sel] = perm[offsets[sel]]
         return out
 
     def rows(self, positions: np.ndarray) -> torch.Tensor:

@@ -5,10 +5,10 @@
     for images, bad_paths in loader:        # images: (B, 3, S, S) in [-1, 1]
         ...
 
-* Files are found by extension (JPEG, PNG, WebP, BMP, TIFF) in every sub-folder. A file that cannot
-  be decoded is skipped when it is met: the sample is replaced by the next readable file, and its
-  path is handed back with the batch so the trainer can count and report it. Training never crashes
-  on a bad file.
+* Files are found by extension (JPEG, PNG, WebP, BMP, TIFF) in every sub-folder
+  (:func:`.sources.gather_files`). A file that cannot be decoded is skipped when it is met: the sample
+  is replaced by the next readable file, and its path is handed back with the batch so the trainer
+  can count and report it. Training never crashes on a bad file.
 * Augmentation: a random square crop (side a fraction in [crop_min, crop_max] of the shorter side),
   resized to the training size, and a random horizontal flip.
 * Data order is a pure function of (seed, step): the index stream is the concatenation of one
@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..config import DataConfig
 from ..errors import InpaintsslError
-from .images import IMAGE_EXTENSIONS, list_images, open_image, to_tensor
+from .images import open_image, to_tensor
 
 # Natural photos in scikit-image's data folder (present in the wheel, no download needed).
 EMBEDDED_NAMES = ("astronaut.png", "camera.png", "chelsea.png", "coffee.png", "rocket.jpg",
@@ -51,27 +51,6 @@ def embedded_photos() -> list[Path]:
     if not found:
         raise InpaintsslError(f"no sample photos found in {folder}; pass --data DIR")
     return found
-
-
-def gather_files(sources: list[Path]) -> list[Path]:
-    """Image files under every source (a folder, searched recursively, or a single file)."""
-    files: list[Path] = []
-    for src in sources:
-        src = Path(src)
-        if not src.exists():
-            raise InpaintsslError(f"{src}: no such file or folder; check --data")
-        from .cache import is_cache_dir                  # (cache.py imports this module)
-        if is_cache_dir(src):                            # made by `inpaintssl prepare`: see cache.py
-            raise InpaintsslError(f"{src}: is a prepared cache; train reads it when it is the only --data "
-                                  "(do not mix it with photo folders)")
-        found = list_images(src)
-        if src.is_file() and src.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise InpaintsslError(f"{src}: not an image file ({', '.join(IMAGE_EXTENSIONS)})")
-        if not found:
-            raise InpaintsslError(f"{src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder "
-                                  "or its sub-folders")
-        files.extend(found)
-    return files
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -117,6 +96,10 @@ class ImageFolder(Dataset):
         rng = np.random.default_rng([self.seed, position])
         return to_tensor(np.asarray(random_crop_flip(img, self.size, self.cfg, rng)))
 
+    def batch(self, positions) -> torch.Tensor:
+        """(B, 3, S, S) of these stream positions, in this process (as :meth:`CachedImages.batch`)."""
+        return torch.stack([self[int(p)][0] for p in positions])
+
     def __getitem__(self, position: int) -> tuple[torch.Tensor, list[str]]:
         bad: list[str] = []
         index = self.index_at(position)
@@ -133,20 +116,18 @@ class ImageFolder(Dataset):
 class StreamSampler(torch.utils.data.Sampler):
     """Yields lists of stream positions, one list per step, from ``start_step`` to ``total_steps``.
 
-    With ``world`` > 1 (DistributedDataParallel), rank ``rank`` gets the contiguous slice
-    ``[rank * B / world, (rank + 1) * B / world)`` of each global batch of ``batch_size`` positions."""
+    ``part`` selects this process's share of each global batch of ``batch_size`` positions (under
+    DistributedDataParallel, the rank's slice from ``gan.distributed.shard``; the whole batch by default)."""
 
-    def __init__(self, batch_size: int, start_step: int, total_steps: int, rank: int = 0, world: int = 1):
-        self.batch_size, self.start, self.total = batch_size, start_step, total_steps
-        self.per, self.offset = batch_size // world, rank * (batch_size // world)
+    def __init__(self, batch_size: int, start_step: int, total_steps: int, part: slice = slice(None)):
+        self.batch_size, self.start, self.total, self.part = batch_size, start_step, total_steps, part
 
     def __len__(self) -> int:
         return max(0, self.total - self.start)
 
     def __iter__(self):
         for step in range(self.start, self.total):
-            first = step * self.batch_size + self.offset
-            yield list(range(first, first + self.per))
+            yield list(range(step * self.batch_size, (step + 1) * self.batch_size)[self.part])
 
 
 def _collate(items):
@@ -156,8 +137,8 @@ def _collate(items):
 
 
 def make_loader(ds: ImageFolder, batch_size: int, start_step: int, total_steps: int, workers: int,
-                pin_memory: bool = False, rank: int = 0, world: int = 1) -> DataLoader:
-    return DataLoader(ds, batch_sampler=StreamSampler(batch_size, start_step, total_steps, rank, world),
+                pin_memory: bool = False, part: slice = slice(None)) -> DataLoader:
+    return DataLoader(ds, batch_sampler=StreamSampler(batch_size, start_step, total_steps, part),
                       num_workers=workers, collate_fn=_collate, pin_memory=pin_memory,
                       persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
 

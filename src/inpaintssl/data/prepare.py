@@ -42,11 +42,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .cache import CACHE_FORMAT, CACHE_VERSION, INDEX_NAME, is_cache_dir, read_index
 from ..checkpoint import atomic_write_text
-from .folder import gather_files
 from ..errors import InpaintsslError
 from .images import center_square, open_image
+from .sources import CACHE_FORMAT, CACHE_VERSION, INDEX_NAME, gather_files, is_cache_dir, read_index
 
 
 def cache_side(size: int, margin: float) -> int:

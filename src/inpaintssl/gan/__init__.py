@@ -1,6 +1,7 @@
 """The pretext task: the context-encoder GAN of the paper (sections 5.1-5.4) and its training.
 
 * :mod:`.models`       U-Net generator (Table 1), global and local discriminators (Table 2);
+* :mod:`.layers`       partial and gated convolutions, resize-convolution (options beyond the paper);
 * :mod:`.losses`       the L2 and adversarial terms (section 5.3);
 * :mod:`.masks`        hole masks, ``(B, 1, S, S)`` with 1 = hole, drawn from explicit generators;
 * :mod:`.step`         one D step then one G step, the training state, precision, EMA;

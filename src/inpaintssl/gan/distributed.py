@@ -103,11 +103,6 @@ def on_main(fn, info: DistInfo) -> None:
             raise InpaintsslError(box[0])
 
 
-def barrier(info: DistInfo) -> None:
-    if info.enabled:
-        dist.barrier()
-
-
 def shard(batch_size: int, info: DistInfo) -> slice:
     """This rank's contiguous slice of a global batch of ``batch_size`` samples."""
     if batch_size % info.world:
@@ -213,7 +208,8 @@ def reduce_logs(logs: dict[str, torch.Tensor], stop: bool, info: DistInfo) -> tu
 
 
 def gather_strings(items: list[str], info: DistInfo) -> list[str]:
-    """The union (sorted) of every rank's list of strings, on all ranks."""
+    """The union (sorted) of every rank's list of strings, on all ranks. A collective: it returns on no
+    rank before every rank has called it, so it also orders what each rank did before it."""
     if not info.enabled:
         return sorted(set(items))
     lists: list = [None] * info.world

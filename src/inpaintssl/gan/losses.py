@@ -11,6 +11,18 @@ With D = sigmoid(logit), -log D(x) = BCEWithLogits(logit, 1) and -log(1 - D(x)) 
 which never evaluates log(0). Each term is averaged over the batch. ``mse_norm="tensor"`` takes N as the
 number of elements of the whole tensor (the paper's literal wording); ``"region"`` divides by the number
 of elements inside (resp. outside) the hole.
+
+``loss.adversarial`` replaces the two -log D terms (issue 15; ``bce`` is the paper's, above):
+
+* ``hinge`` (Lim & Ye 2017; SN-GAN, SA-GAN): L_D = mean(relu(1 - D(real))) + mean(relu(1 + D(fake))),
+  generator term -mean(D(fake));
+* ``wgan-gp`` (Gulrajani et al. 2017): L_D = mean(D(fake)) - mean(D(real)) + gp_weight * GP with
+  GP = mean((||grad_x D(x_hat)||_2 - 1)^2) on x_hat = e real + (1 - e) fake, e ~ U[0, 1] per sample
+  (:func:`gradient_penalty`); generator term -mean(D(fake)).
+
+D's outputs are logits (no sigmoid) in all three. With w3, w4 = 1e-5 the adversarial terms stay as small
+relative to the L2 terms as the paper's, but hinge and Wasserstein values are not on the BCE scale: the
+training log's ``g_adv_share`` / ``g_adv_grad_share`` (gan/step.py) show their actual weight.
 """
 
 from __future__ import annotations
@@ -37,17 +49,50 @@ def reconstruction_losses(gen, real, mask, w1: float, w2: float, norm: str = "te
     return {"mse_full": full, "mse_masked": masked, "mse_total": w1 * full + w2 * masked}
 
 
-def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """-log D(real) - log(1 - D(fake)), batch mean."""
+ADVERSARIAL = ("bce", "hinge", "wgan-gp")
+
+
+def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """The discriminator's loss, batch mean: bce -log D(real) - log(1 - D(fake)); hinge; wgan-gp's
+    Wasserstein part mean(D(fake)) - mean(D(real)) (the gradient penalty is added by the caller)."""
     real_logits, fake_logits = real_logits.float(), fake_logits.float()
-    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    if kind == "bce":
+        return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    if kind == "wgan-gp":
+        return fake_logits.mean() - real_logits.mean()
+    raise ValueError(f"kind must be one of {ADVERSARIAL}, not {kind!r}")
 
 
-def g_adv_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """-log D(fake), batch mean (the non-saturating generator term of L_G)."""
+def g_adv_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """The generator's adversarial term, batch mean: bce -log D(fake) (the non-saturating term of L_G);
+    hinge and wgan-gp -mean(D(fake))."""
     fake_logits = fake_logits.float()
-    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    if kind in ("hinge", "wgan-gp"):
+        return -fake_logits.mean()
+    raise ValueError(f"kind must be one of {ADVERSARIAL}, not {kind!r}")
+
+
+def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, region: torch.Tensor | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP's penalty mean((||grad D(x_hat)||_2 - 1)^2), x_hat = e real + (1 - e) fake, e ~ U[0, 1] per sample.
+
+    real, fake: (B, C, H, W), no grad needed. ``region`` (B, 1, H, W): only the gradient inside it counts,
+    for the local D, whose inputs (real * M, fake * M) are zero outside the hole, so its Lipschitz bound
+    is taken where its inputs vary. Runs in fp32 with autocast off (the penalty's double backward is
+    sensitive to bf16 rounding); ``create_graph=True`` lets the caller backpropagate through it."""
+    e = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
+    x_hat = (e * real.detach().float() + (1 - e) * fake.detach().float()).requires_grad_(True)
+    with torch.autocast(real.device.type, enabled=False):
+        out = D(x_hat)                                             # (B,) logits
+        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+        if region is not None:
+            grad = grad * region.float()
+        return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
 def hole_mse(gen: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

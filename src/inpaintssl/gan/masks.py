@@ -11,7 +11,11 @@ Kinds:
 * ``mixed``    each sample picks one of the three kinds uniformly.
 
 Masks are drawn on the CPU from the generator alone (never the global RNG), so the same seed gives
-the same masks on every machine; callers move them to their device.
+the same masks on every machine; callers move them to their device. The random numbers are read from
+one bulk draw and the strokes painted for the whole batch at once (:func:`_paint_segments`): the masks
+are exactly those of one generator call per number and one distance map per stroke segment, drawn
+3-15x faster for freeform/mixed (1.6x for rect; batch 16-64 at 64-128 px, one thread on a loaded 2-core
+machine); ``tests/test_masks.py`` pins the equality.
 """
 
 from __future__ import annotations
@@ -32,71 +36,137 @@ def center_mask(batch: int, size: int) -> torch.Tensor:
     return m
 
 
-def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
-    return lo + (hi - lo) * torch.rand((), generator=g).item()
+class _Draws:
+    """The scalar draws of a CPU ``torch.Generator``, read in order from one bulk draw.
+
+    ``uniform(lo, hi)`` and ``randint(lo, hi)`` return exactly what ``lo + (hi - lo) * torch.rand((),
+    generator=g).item()`` and ``torch.randint(lo, hi + 1, (), generator=g).item()`` would, one call per
+    number, and :meth:`close` leaves ``g`` where those calls would have left it. Each such call takes one
+    32-bit output of the generator's Mersenne Twister: a float32 uniform is its low 24 bits / 2^24, an
+    integer in a range below 2^28 its remainder by the range (ATen's CPU transformations;
+    ``tests/test_masks.py`` checks them against one-call draws). So the masks are those of one call per
+    number (as this module drew them before), at a fraction of the cost."""
+
+    def __init__(self, g: torch.Generator, n: int):
+        self.g, self.start, self.i = g, g.get_state(), 0
+        pairs = torch.empty((n + 1) // 2, dtype=torch.int64).random_(-2 ** 63, None, generator=g)
+        self.raw = torch.stack([(pairs >> 32) & 0xFFFFFFFF, pairs & 0xFFFFFFFF], 1).flatten().tolist()
+
+    def _next(self) -> int:
+        self.i += 1
+        return self.raw[self.i - 1]
+
+    def uniform(self, lo: float, hi: float) -> float:
+        return lo + (hi - lo) * ((self._next() & 0xFFFFFF) / 2 ** 24)
+
+    def randint(self, lo: int, hi: int) -> int:
+        """Integer in [lo, hi] inclusive."""
+        return lo + self._next() % (hi + 1 - lo)
+
+    def close(self) -> None:
+        """Leave the generator after the draws used (the bulk draw took more)."""
+        self.g.set_state(self.start)
+        torch.rand(self.i, generator=self.g)                       # one 32-bit output per number
 
 
-def _randint(g: torch.Generator, lo: int, hi: int) -> int:
-    """Integer in [lo, hi] inclusive."""
-    return int(torch.randint(lo, hi + 1, (), generator=g).item())
+def _max_draws(kind: str, cfg: MaskConfig) -> int:
+    """The most numbers one sample may draw: a rectangle 4, strokes 1 + 5 + 2 per vertex each, mixed 1 + either."""
+    strokes = 1 + max(1, cfg.strokes_max) * (5 + 2 * 6)
+    return {"rect": 4, "freeform": strokes}.get(kind, 1 + max(4, strokes))
 
 
-def rect_mask(size: int, g: torch.Generator, cfg: MaskConfig) -> torch.Tensor:
-    m = torch.zeros(1, size, size)
-    h = max(1, round(_uniform(g, cfg.rect_min, cfg.rect_max) * size))
-    w = max(1, round(_uniform(g, cfg.rect_min, cfg.rect_max) * size))
-    top, left = _randint(g, 0, size - h), _randint(g, 0, size - w)
-    m[:, top:top + h, left:left + w] = 1.0
-    return m
+def _rect_box(size: int, d: _Draws, cfg: MaskConfig) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a rectangle hole."""
+    h = max(1, round(d.uniform(cfg.rect_min, cfg.rect_max) * size))
+    w = max(1, round(d.uniform(cfg.rect_min, cfg.rect_max) * size))
+    return d.randint(0, size - h), d.randint(0, size - w), h, w
 
 
-def _segment_distance(px: torch.Tensor, py: torch.Tensor, a: tuple[float, float], b: tuple[float, float]):
-    """Distance of every pixel centre to the segment a-b. px, py: (S, S) pixel coordinates."""
-    ax, ay = a
-    dx, dy = b[0] - ax, b[1] - ay
-    length2 = dx * dx + dy * dy
-    if length2 == 0:
-        t = torch.zeros_like(px)
-    else:
-        t = (((px - ax) * dx + (py - ay) * dy) / length2).clamp(0, 1)
-    return torch.hypot(px - (ax + t * dx), py - (ay + t * dy))
-
-
-def freeform_mask(size: int, g: torch.Generator, cfg: MaskConfig) -> torch.Tensor:
-    ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
-    m = torch.zeros(size, size, dtype=torch.bool)
-    for _ in range(_randint(g, 1, max(1, cfg.strokes_max))):
-        radius = 0.5 * size * _uniform(g, cfg.brush_min, cfg.brush_max)
-        x, y = _uniform(g, 0, size), _uniform(g, 0, size)
-        angle = _uniform(g, 0, 2 * math.pi)
-        for _ in range(_randint(g, 2, 6)):                       # vertices of the poly-line
-            angle += _uniform(g, -math.pi / 2, math.pi / 2)
-            step = _uniform(g, 0.1, 0.35) * size
+def _stroke_segments(size: int, d: _Draws, cfg: MaskConfig) -> list[tuple[float, float, float, float, float]]:
+    """(ax, ay, bx, by, radius) of every segment of 1..strokes_max poly-line brush strokes."""
+    segs = []
+    for _ in range(d.randint(1, max(1, cfg.strokes_max))):
+        radius = 0.5 * size * d.uniform(cfg.brush_min, cfg.brush_max)
+        x, y = d.uniform(0, size), d.uniform(0, size)
+        angle = d.uniform(0, 2 * math.pi)
+        for _ in range(d.randint(2, 6)):                          # vertices of the poly-line
+            angle += d.uniform(-math.pi / 2, math.pi / 2)
+            step = d.uniform(0.1, 0.35) * size
             nx = min(max(x + step * math.cos(angle), 0.0), float(size))
             ny = min(max(y + step * math.sin(angle), 0.0), float(size))
-            m |= _segment_distance(xs, ys, (x, y), (nx, ny)) <= radius
+            segs.append((x, y, nx, ny, radius))
             x, y = nx, ny
-    return m.float().unsqueeze(0)
+    return segs
+
+
+def _paint_segments(out: torch.Tensor, owner: list[int], segs: list[tuple]) -> None:
+    """out[b] |= the pixels whose centre lies within radius of a segment of sample b, all segments at once.
+
+    out: (B, S, S) bool; owner[i] is the sample of segment segs[i]. A segment only reaches the pixels of
+    its bounding box grown by the radius, so each gets a W x W window (its box + a margin) instead of
+    the whole image; segments are sorted by size and handled in chunks of about 64k pixels (temporaries
+    that stay in cache). Each pixel's distance is computed in float32 with the same operations as one
+    full-image distance map per segment (this module's earlier code), so the pixels are the same."""
+    if not segs:
+        return
+    B, S = out.shape[0], out.shape[-1]
+    s = torch.tensor(segs, dtype=torch.float64)                   # (N, 5): ax, ay, bx, by, radius
+    dx, dy, r = s[:, 2] - s[:, 0], s[:, 3] - s[:, 1], s[:, 4]
+    side = torch.maximum(dx.abs(), dy.abs()) + 2 * r              # of the segment's grown bounding box
+    order = side.argsort(descending=True)
+    s, dx, dy, r, side, own = s[order], dx[order], dy[order], r[order], side[order], torch.tensor(owner)[order]
+    x0 = (torch.minimum(s[:, 0], s[:, 2]) - r).floor().long() - 1  # window corners
+    y0 = (torch.minimum(s[:, 1], s[:, 3]) - r).floor().long() - 1
+    l2 = dx * dx + dy * dy
+    l2 = torch.where(l2 == 0, 1.0, l2)                            # a point: t = 0 / 1 = 0
+    col = lambda v: v.float().view(-1, 1, 1)                      # noqa: E731  (N,) -> (N, 1, 1) float32
+    ax, ay, dx, dy, l2, r = col(s[:, 0]), col(s[:, 1]), col(dx), col(dy), col(l2), col(r)
+    pad = int(side[0].ceil()) + 3                                 # the largest window: fits in the border
+    P = S + 2 * pad
+    canvas = torch.zeros(B * P * P, dtype=torch.uint8)            # (B, P, P) flat, the image at [pad, pad + S)
+    i = 0
+    while i < len(segs):
+        W = int(side[i].ceil()) + 3
+        j = slice(i, i + max(1, (1 << 16) // (W * W)))
+        i = j.stop
+        X, Y = x0[j, None] + torch.arange(W), y0[j, None] + torch.arange(W)              # (n, W) columns, rows
+        px, py = (X + 0.5).float()[:, None, :], (Y + 0.5).float()[:, :, None]           # pixel centres
+        t = (((px - ax[j]) * dx[j] + (py - ay[j]) * dy[j]) / l2[j]).clamp_(0, 1)         # (n, W, W)
+        hit = torch.hypot(px - (ax[j] + t * dx[j]), py - (ay[j] + t * dy[j])) <= r[j]
+        flat = ((own[j, None] * P + Y + pad) * P)[:, :, None] + (X + pad)[:, None, :]   # (n, W, W)
+        canvas.scatter_reduce_(0, flat.view(-1), hit.view(-1).view(torch.uint8), "amax")
+    out |= canvas.view(B, P, P)[:, pad:pad + S, pad:pad + S].bool()
 
 
 def make_masks(kind: str, batch: int, size: int, generator: torch.Generator,
                cfg: MaskConfig | None = None) -> torch.Tensor:
-    """A batch of masks (B, 1, size, size), float, 1 = hole."""
+    """A batch of masks (B, 1, size, size), float, 1 = hole.
+
+    The numbers are drawn per sample in order (the kind for ``mixed``, then the rectangle or the
+    strokes) from one bulk draw (:class:`_Draws`); the holes are then painted for the whole batch at once."""
     cfg = cfg or MaskConfig()
     if kind not in KINDS:
         raise ValueError(f"unknown mask kind {kind!r}; choose one of {', '.join(KINDS)}")
     if kind == "center":
         return center_mask(batch, size)
-    out = []
-    for _ in range(batch):
-        k = kind if kind != "mixed" else ("center", "rect", "freeform")[_randint(generator, 0, 2)]
+    d = _Draws(generator, batch * _max_draws(kind, cfg))
+    out = torch.zeros(batch, size, size, dtype=torch.bool)
+    owner, segs = [], []
+    for b in range(batch):
+        k = kind if kind != "mixed" else ("center", "rect", "freeform")[d.randint(0, 2)]
         if k == "center":
-            out.append(center_mask(1, size)[0])
+            a = size // 4
+            out[b, a:a + size // 2, a:a + size // 2] = True
         elif k == "rect":
-            out.append(rect_mask(size, generator, cfg))
+            top, left, h, w = _rect_box(size, d, cfg)
+            out[b, top:top + h, left:left + w] = True
         else:
-            out.append(freeform_mask(size, generator, cfg))
-    return torch.stack(out)
+            new = _stroke_segments(size, d, cfg)
+            owner += [b] * len(new)
+            segs += new
+    d.close()
+    _paint_segments(out, owner, segs)
+    return out.float().unsqueeze(1)
 
 
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:

@@ -1,7 +1,7 @@
 """The paper's networks (Tables 1 and 2): a U-Net generator and the global / local discriminators.
 
     G = Generator(cfg.model)              # (B, 3, S, S) in [-1, 1] -> (B, 3, S, S) (or the patch, M3)
-    feats = G.forward_features(x)         # (B, bottleneck, 1, 1): the encoder, reused by transfer.py
+    feats = G.forward_features(x)         # (B, bottleneck, 1, 1): run_encoder, shared with transfer's classifier
 
 Generator, at S = 128 (Table 1). Encoder: five 4x4 stride-2 convs (64, 64, 128, 256, 512 channels,
 128 -> 4 px) and one 4x4 stride-1 conv to the 4000-channel 1x1 bottleneck. Decoder: one 4x4 stride-1
@@ -21,6 +21,18 @@ becomes one logit). The local D has no Conv2d*; we decided it scores its last 51
 fully connected layer (flatten -> 1 logit), as Iizuka et al.'s local discriminator does. It sees the paper's
 ``I * M`` (the image with everything outside the hole zeroed) at full size, so it works for any mask
 shape. Both return logits; the sigmoid of Table 2 lives inside the loss (BCE with logits) for stability.
+
+Beyond the paper (issue 15; every option's default is the paper's network, with the same state-dict keys):
+
+* ``model.conv``: the five stride-2 encoder convs become partial (``partial``, Liu et al. 2018; the
+  generator then reads the hole mask) or gated convolutions (``gated``, Yu et al. 2019), see
+  :mod:`.layers`. The 4x4 -> 1x1 bottleneck conv stays standard: each partial layer shrinks the hole,
+  and at 4x4 none is left for square holes up to 3/4 of the side (checked at 32, 64 and 128 px), while
+  a gated 4000-channel bottleneck would double the generator's largest layer;
+* ``model.upsample=resize``: the decoder's stride-2 transposed convs become nearest x2 + 3x3 conv
+  (Odena et al. 2016). The first decoder layer (1x1 -> 4x4 transposed conv) stays: with a 1x1 input
+  its kernel taps never overlap, so it cannot make a checkerboard;
+* ``model.d_norm`` (batch | layer | none) and ``model.spectral_norm`` for the discriminators.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ import torch
 import torch.nn as nn
 
 from ..config import ModelConfig
+from .layers import MASKED_BLOCKS, MaskedBlock, ResizeConv2d
 
 _MULTS = (1, 1, 2, 4, 8, 8, 8, 8)
 
@@ -43,13 +56,37 @@ def encoder_channels(cfg: ModelConfig) -> list[int]:
     return [cfg.width * _MULTS[i] for i in range(_num_down(cfg.image_size))]
 
 
-def _block(conv: nn.Module, out_ch: int, norm: bool, act: nn.Module | None) -> nn.Sequential:
+_NORMS = {"batch": nn.BatchNorm2d, "layer": lambda ch: nn.GroupNorm(1, ch)}   # layer norm over (C, H, W)
+
+
+def _block(conv: nn.Module, out_ch: int, norm: bool | str, act: nn.Module | None) -> nn.Sequential:
+    """conv -> norm -> act; ``norm``: True / "batch", "layer", or False / "none"."""
     layers = [conv]
-    if norm:
-        layers.append(nn.BatchNorm2d(out_ch))
+    kind = "batch" if norm is True else norm
+    if kind and kind != "none":
+        layers.append(_NORMS[kind](out_ch))
     if act is not None:
         layers.append(act)
     return nn.Sequential(*layers)
+
+
+def run_encoder(encoder: nn.ModuleList, bottleneck: nn.Module, x: torch.Tensor,
+                skips: list | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Table 1 up to the bottleneck, the one implementation shared by :class:`Generator` and transfer's
+    classifier (which holds the generator's ``encoder`` and ``bottleneck`` modules).
+
+    (B, C_in, S, S) -> (B, bottleneck, 1, 1); each encoder layer's output (B, C_i, S/2^i, S/2^i) is
+    appended to ``skips`` when a list is given (the U-Net skips). ``mask`` (B, 1, S, S), 1 = hole, reaches
+    the partial convolutions (``model.conv=partial``) as their known mask ``1 - mask``; None = no hole."""
+    known = None if mask is None else 1 - mask.float()
+    for layer in encoder:
+        if isinstance(layer, MaskedBlock):                 # partial / gated conv: (x, known) -> (x, known)
+            x, known = layer(x, known)
+        else:
+            x = layer(x)
+        if skips is not None:
+            skips.append(x)
+    return bottleneck(x)
 
 
 class Generator(nn.Module):
@@ -63,9 +100,13 @@ class Generator(nn.Module):
         self.encoder = nn.ModuleList()
         prev = in_ch
         for i, ch in enumerate(chans):
-            self.encoder.append(_block(nn.Conv2d(prev, ch, 4, 2, 1, bias=i == 0), ch, i > 0, nn.LeakyReLU(0.2)))
+            if cfg.conv == "standard":
+                self.encoder.append(_block(nn.Conv2d(prev, ch, 4, 2, 1, bias=i == 0), ch, i > 0,
+                                           nn.LeakyReLU(0.2)))
+            else:                                      # partial / gated: same sizes, bias and norm
+                self.encoder.append(MASKED_BLOCKS[cfg.conv](prev, ch, 4, 2, 1, bias=i == 0, norm=i > 0))
             prev = ch
-        # 4x4 -> 1x1 bottleneck (Table 1: Conv2d 4, stride 1, 4000)
+        # 4x4 -> 1x1 bottleneck (Table 1: Conv2d 4, stride 1, 4000); standard for every model.conv (docstring)
         self.bottleneck = _block(nn.Conv2d(prev, cfg.bottleneck, 4, 1, 0, bias=False), cfg.bottleneck, True,
                                  nn.LeakyReLU(0.2))
         # decoder: 1x1 -> 4x4 (ReLU per Table 1), then stride-2 up-sampling layers mirroring the encoder
@@ -79,23 +120,28 @@ class Generator(nn.Module):
         for j, ch in enumerate(outs):
             skip_ch = chans[-1 - j] if cfg.skips else 0   # encoder layer mirrored to this decoder input
             last = j == len(outs) - 1
-            conv = nn.ConvTranspose2d(prev + skip_ch, ch, 4, 2, 1, bias=last)
+            if cfg.upsample == "resize":               # nearest x2 + 3x3 conv, against the checkerboard
+                conv = ResizeConv2d(prev + skip_ch, ch, bias=last)
+            else:
+                conv = nn.ConvTranspose2d(prev + skip_ch, ch, 4, 2, 1, bias=last)
             self.decoder.append(_block(conv, ch, not last, nn.Tanh() if last else nn.LeakyReLU(0.2)))
             prev = ch
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        skips = []
-        for layer in self.encoder:
-            x = layer(x)
-            skips.append(x)
-        return self.bottleneck(x), skips               # (B, bottleneck, 1, 1), [(B, C_i, S/2^i, S/2^i)]
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips: list[torch.Tensor] = []
+        z = run_encoder(self.encoder, self.bottleneck, x, skips, mask)
+        return z, skips                                # (B, bottleneck, 1, 1), [(B, C_i, S/2^i, S/2^i)]
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The encoder (Table 1 up to the bottleneck): (B, C_in, S, S) -> (B, bottleneck, 1, 1)."""
-        return self.encode(x)[0]
+    def forward_features(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder (Table 1 up to the bottleneck): (B, C_in, S, S) -> (B, bottleneck, 1, 1).
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z, skips = self.encode(x)
+        ``mask`` (B, 1, S, S), 1 = hole, is used by partial convolutions only; None = every pixel known."""
+        return self.encode(x, mask)[0]
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, C_in, S, S), the corrupted image; mask: (B, 1, S, S), 1 = hole (read by model.conv=partial
+        only; the other encoders ignore it). None = no hole."""
+        z, skips = self.encode(x, mask)
         h = self.decoder[0](z)                         # (B, C_last, 4, 4)
         for j, layer in enumerate(self.decoder[1:]):
             if self.cfg.skips:
@@ -105,9 +151,12 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Table 2. ``kind="global"`` ends in Conv2d* -> (B,) logits; ``kind="local"`` ends in a linear layer."""
+    """Table 2. ``kind="global"`` ends in Conv2d* -> (B,) logits; ``kind="local"`` ends in a linear layer.
 
-    def __init__(self, image_size: int, width: int = 64, kind: str = "global"):
+    ``norm`` (``model.d_norm``): "batch" (Table 2's, default), "layer" (per-sample layer norm over C, H, W,
+    as a GroupNorm with one group) or "none" (then every conv has a bias)."""
+
+    def __init__(self, image_size: int, width: int = 64, kind: str = "global", norm: str = "batch"):
         super().__init__()
         if kind not in ("global", "local"):
             raise ValueError(f"kind must be 'global' or 'local', not {kind!r}")
@@ -116,7 +165,8 @@ class Discriminator(nn.Module):
         chans = [width * m for m in (1, 2, 4, 8, 8, 8, 8, 8)[:n]]
         layers, prev = [], 3
         for i, ch in enumerate(chans):
-            layers.append(_block(nn.Conv2d(prev, ch, 4, 2, 1, bias=i == 0), ch, i > 0, nn.LeakyReLU(0.2)))
+            conv = nn.Conv2d(prev, ch, 4, 2, 1, bias=i == 0 or norm == "none")
+            layers.append(_block(conv, ch, norm if i > 0 else False, nn.LeakyReLU(0.2)))
             prev = ch
         self.features = nn.Sequential(*layers)         # (B, 3, S, S) -> (B, C, 4, 4)
         if kind == "global":
@@ -140,13 +190,30 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def add_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every conv and linear weight of ``module``.
+
+    torch's parametrization: the weight is divided by its largest singular value, estimated by one power
+    iteration per training forward. State-dict keys become ``...parametrizations.weight.original``."""
+    from torch.nn.utils.parametrizations import spectral_norm
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            spectral_norm(m)
+    return module
+
+
 def build_models(cfg: ModelConfig) -> dict[str, nn.Module]:
-    """The generator and whichever discriminators the config enables, DCGAN-initialised."""
+    """The generator and whichever discriminators the config enables, DCGAN-initialised
+    (the discriminators spectrally normalised after the initialisation with ``model.spectral_norm``)."""
     models: dict[str, nn.Module] = {"generator": Generator(cfg)}
     if cfg.global_d:
-        models["d_global"] = Discriminator(cfg.image_size, cfg.d_width, "global")
+        models["d_global"] = Discriminator(cfg.image_size, cfg.d_width, "global", cfg.d_norm)
     if cfg.local_d:
-        models["d_local"] = Discriminator(cfg.image_size, cfg.d_width, "local")
+        models["d_local"] = Discriminator(cfg.image_size, cfg.d_width, "local", cfg.d_norm)
     for m in models.values():
         init_weights(m)
+    if cfg.spectral_norm:
+        for k in ("d_global", "d_local"):
+            if k in models:
+                add_spectral_norm(models[k])
     return models

@@ -6,8 +6,10 @@
 One step (pix2pix-style explicit GAN step):
   1. x_in = I * (1 - M) (+ M as a 4th channel if model.mask_channel); out = G(x_in);
      I_gen = out (M1/M2), or for M3 the corrupted image with the predicted patch pasted into the hole;
-  2. D step on I_gen.detach(): L_D_l (+ L_D_g), one Adam (lr_d) over both discriminators;
-  3. G step: L_G = w1 L_full + w2 L_masked + w3 (-log D_g(I_gen)) + w4 (-log D_l(I_gen * M)).
+  2. D step on I_gen.detach(): L_D_l (+ L_D_g), one Adam (lr_d) over both discriminators
+     (``train.critic_steps`` times; with ``loss.adversarial=wgan-gp`` plus the gradient penalties);
+  3. G step: L_G = w1 L_full + w2 L_masked + w3 (-log D_g(I_gen)) + w4 (-log D_l(I_gen * M))
+     (the -log D terms become -D for hinge / wgan-gp, :mod:`.losses`).
 
 In the G step the discriminators' parameters are frozen: their gradients there would be thrown away
 (the D step starts with ``zero_grad``), so this only skips work and changes no number. Both learning
@@ -44,7 +46,8 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InpaintsslError(f"train.device={name!r} but CUDA is not available here; use train.device=cpu")
+        raise InpaintsslError(f"device {name!r} (--device or train.device) but CUDA is not available here; "
+                              "use --device cpu")
     return torch.device(name)
 
 
@@ -85,8 +88,10 @@ def generator_input(real: torch.Tensor, mask: torch.Tensor, mask_channel: bool) 
 
 
 def generate(G: torch.nn.Module, real: torch.Tensor, mask: torch.Tensor, cfg: Config) -> torch.Tensor:
-    """I_gen = G(I * (1 - M)) as a full (B, 3, S, S) image (the patch pasted in for M3)."""
-    out = G(generator_input(real, mask, cfg.model.mask_channel))
+    """I_gen = G(I * (1 - M)) as a full (B, 3, S, S) image (the patch pasted in for M3).
+
+    G also gets the mask, which only a partial-convolution encoder reads (``model.conv=partial``)."""
+    out = G(generator_input(real, mask, cfg.model.mask_channel), mask)
     if cfg.model.predict == "patch":
         return paste_patch(real * (1 - mask), out.to(real.dtype))
     return out
@@ -207,11 +212,83 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step:
         e.copy_(m)
 
 
+@torch.no_grad()
+def recompute_bn_stats(model: torch.nn.Module, batches) -> int:
+    """Replace every batch norm's running statistics by those of ``batches``: inputs of ``model``, each a
+    tensor or a tuple of arguments (the generator's ``(x, mask)``).
+
+    :func:`update_ema` averages the running statistics along with the weights, but the average of the
+    statistics is not the statistics of the averaged weights, which are what eval mode needs. Here each
+    layer is reset and the batches run through ``model`` in train mode with ``momentum=None`` (torch's
+    cumulative average), no grad, fp32: running_mean becomes the mean of the batch means and running_var
+    the mean of the (unbiased) batch variances. Weights do not change, nor does the mode the model was in.
+    Under a process group synchronised batch norm makes them the statistics of the global batches, so
+    every rank must call it with its shard. Returns the number of batches (at least one is needed)."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+           and m.track_running_stats]
+    momenta, was_training = [m.momentum for m in bns], model.training
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    n = 0
+    try:
+        for args in batches:
+            model(*(args if isinstance(args, tuple) else (args,)))
+            n += 1
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    if n == 0:
+        raise ValueError("recompute_bn_stats needs at least one batch")
+    return n
+
+
+def _gradient_penalties(models: dict, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor,
+                        logs: dict) -> torch.Tensor:
+    """WGAN-GP: the sum of the local D's penalty (on the masked images, gradient inside the hole) and the
+    global D's (whole images); each is logged as ``gp_local`` / ``gp_global``.
+
+    Computed on the plain modules (``models``, not the DDP or compiled runners): the double backward then
+    runs eagerly (torch.compile has none), and under DDP the penalty's weight gradients still land in the
+    parameters' ``.grad`` that DDP all-reduces in the backward that follows."""
+    total = 0.0
+    if "d_local" in models:
+        logs["gp_local"] = losses.gradient_penalty(models["d_local"], real * mask, fake * mask, mask)
+        total = total + logs["gp_local"]
+    if "d_global" in models:
+        logs["gp_global"] = losses.gradient_penalty(models["d_global"], real, fake)
+        total = total + logs["gp_global"]
+    return total
+
+
+def adversarial_shares(cfg: Config, logs: dict, gen: torch.Tensor, rec_total: torch.Tensor,
+                       g_total: torch.Tensor) -> dict[str, torch.Tensor]:
+    """How much of L_G is adversarial (log steps only: it costs two backward passes down to I_gen, not
+    through G). ``g_adv_share`` = (w3 adv_g + w4 adv_l) / L_G (with hinge / wgan-gp the adversarial term
+    can be negative, and so can the share); ``g_adv_grad_share`` = ||d adv / d I_gen|| / ||d L_G / d I_gen||,
+    norms over the whole batch. Empty without discriminators."""
+    terms = [w * logs[k] for w, k in ((cfg.loss.w3, "g_adv_global"), (cfg.loss.w4, "g_adv_local")) if k in logs]
+    if not terms:
+        return {}
+    adv = sum(terms)
+    (grad_adv,) = torch.autograd.grad(adv, gen, retain_graph=True)
+    (grad_rec,) = torch.autograd.grad(rec_total, gen, retain_graph=True)
+    grad_adv, grad_all = grad_adv.float(), grad_adv.float() + grad_rec.float()
+    return {"g_adv_share": (adv / g_total).detach(),
+            "g_adv_grad_share": grad_adv.norm() / grad_all.norm().clamp_min(1e-30)}
+
+
 def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor,
                metrics: bool = True) -> dict[str, torch.Tensor]:
     """One D update then one G update. real: (B, 3, S, S) in [-1, 1]; mask: (B, 1, S, S), 1 = hole.
 
-    ``metrics=False`` skips the monitoring-only ``hole_mse`` (the loop asks for it on log steps only)."""
+    ``metrics=False`` skips the monitoring-only ``hole_mse``, ``g_adv_share`` and ``g_adv_grad_share`` (the
+    loop asks for them on log steps only). ``train.critic_steps`` > 1 repeats the D update on the same
+    batch and the same (detached) fake: the generator does not change between them; only WGAN-GP's
+    interpolation is drawn afresh. (The WGAN-GP paper draws a new batch per critic step; one data batch
+    per step keeps the loop's data order, resume and DDP sharding as they are.)"""
     cfg, m = state.cfg, state.models
     run = {k: state.runners.get(k, mod) for k, mod in m.items()}
     G, Dg, Dl = run["generator"], run.get("d_global"), run.get("d_local")
@@ -219,21 +296,25 @@ def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor,
     logs: dict[str, torch.Tensor] = {}
     set_learning_rates(state)
 
+    kind = cfg.loss.adversarial
     with cast:
         gen = generate(G, real, mask, cfg)                         # (B, 3, S, S)
     if state.opt_d is not None:                                    # 1. discriminators, on a detached fake
         fake = gen.detach()
-        with cast:
-            d_total = 0.0
-            if Dl is not None:
-                logs["d_local"] = losses.d_loss(Dl(real * mask), Dl(fake * mask))
-                d_total = d_total + logs["d_local"]
-            if Dg is not None:
-                logs["d_global"] = losses.d_loss(Dg(real), Dg(fake))
-                d_total = d_total + logs["d_global"]
-        state.opt_d.zero_grad(set_to_none=True)
-        d_total.backward()
-        state.opt_d.step()
+        for _ in range(cfg.train.critic_steps):                    # extra critic steps: same batch and fake
+            with cast:
+                d_total = 0.0
+                if Dl is not None:
+                    logs["d_local"] = losses.d_loss(Dl(real * mask), Dl(fake * mask), kind)
+                    d_total = d_total + logs["d_local"]
+                if Dg is not None:
+                    logs["d_global"] = losses.d_loss(Dg(real), Dg(fake), kind)
+                    d_total = d_total + logs["d_global"]
+            if kind == "wgan-gp":
+                d_total = d_total + cfg.loss.gp_weight * _gradient_penalties(m, real, fake, mask, logs)
+            state.opt_d.zero_grad(set_to_none=True)
+            d_total.backward()
+            state.opt_d.step()
 
     # 2. generator, with the discriminators frozen: no weight gradients for D (they would be discarded)
     Dg, Dl = state.d_frozen.get("d_global", Dg), state.d_frozen.get("d_local", Dl)
@@ -245,11 +326,13 @@ def train_step(state: TrainState, real: torch.Tensor, mask: torch.Tensor,
             rec = losses.reconstruction_losses(gen, real, mask, cfg.loss.w1, cfg.loss.w2, cfg.loss.mse_norm)
             g_total = rec["mse_total"]
             if Dg is not None:
-                logs["g_adv_global"] = losses.g_adv_loss(Dg(gen))
+                logs["g_adv_global"] = losses.g_adv_loss(Dg(gen), kind)
                 g_total = g_total + cfg.loss.w3 * logs["g_adv_global"]
             if Dl is not None:
-                logs["g_adv_local"] = losses.g_adv_loss(Dl(gen * mask))
+                logs["g_adv_local"] = losses.g_adv_loss(Dl(gen * mask), kind)
                 g_total = g_total + cfg.loss.w4 * logs["g_adv_local"]
+        if metrics:
+            logs.update(adversarial_shares(cfg, logs, gen, rec["mse_total"], g_total))
         state.opt_g.zero_grad(set_to_none=True)
         g_total.backward()
     finally:

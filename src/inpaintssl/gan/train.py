@@ -6,13 +6,15 @@
 A run folder holds ``config.json``, ``metrics.jsonl``, sample grids and checkpoints (README). Everything
 random is a function of (seed, step): masks from :func:`masks.step_generator`, the data order and crops
 from :mod:`data`, the learning rates from :func:`step.lr_factor`. A run resumed from ``latest.pt``
-therefore continues exactly. Ctrl-C / SIGTERM finish the current step, write ``latest.pt`` and return
-``interrupted=True``. A non-finite loss stops the run *without* writing ``latest.pt``, so the last good
+therefore continues exactly. Before each checkpoint save the moving-average generator (``train.ema``)
+gets the batch-norm statistics of its own weights (:func:`refresh_ema_bn`). Ctrl-C / SIGTERM finish
+the current step, write ``latest.pt`` and return ``interrupted=True``. A non-finite loss stops the run *without* writing ``latest.pt``, so the last good
 checkpoint survives.
 
 Fast paths: ``--data CACHE`` (a folder made by ``inpaintssl prepare``) trains from a uint8 memory map
-with crops and flips done on the device (:mod:`cache`); on CUDA, bf16 autocast, channels_last, fused
-Adam and cuDNN benchmark are on, and ``train.compile=true`` adds torch.compile. Under ``torchrun`` with
+with crops and flips done on the device (:mod:`cache`); bf16 autocast and channels_last where the device
+computes bf16 natively (CUDA, AVX-512 BF16 / AMX CPUs: :func:`step.resolve_precision`), on CUDA also fused
+Adam and cuDNN benchmark, and ``train.compile=true`` adds torch.compile. Under ``torchrun`` with
 several processes the models are wrapped in DDP with synchronised batch norm (:mod:`distributed`).
 """
 
@@ -30,16 +32,19 @@ import torch
 from tqdm import tqdm
 
 from . import distributed
-from ..data.cache import CachedBatches, CachedImages, is_cache_dir
+from ..data.cache import CachedBatches, CachedImages
 from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from ..config import Config, config_to_dict, save_config
-from ..data.folder import ImageFolder, embedded_photos, gather_files, make_loader
+from ..data.folder import ImageFolder, embedded_photos, make_loader
+from ..data.sources import gather_files, is_cache_dir
 from ..errors import InpaintsslError
 from ..data.images import make_grid, save_png, to_uint8
 from .masks import make_masks, step_generator
-from .step import TrainState, build_state, compose, generate, pick_device, train_step, training_masks
+from .step import (TrainState, build_state, compose, generate, generator_input, pick_device, recompute_bn_stats,
+                   train_step, training_masks)
 
 RUN_FILES = ("config.json", "metrics.jsonl", "samples", "checkpoints", "skipped_files.txt")
+EMA_BN_BATCHES = 8        # batches that recompute the EMA generator's batch-norm statistics before a save
 
 
 class NonFiniteLossError(InpaintsslError):
@@ -74,7 +79,8 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     for name in existing:                                           # only files this tool writes
         p = run_dir / name
         shutil.rmtree(p) if p.is_dir() else p.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # the folder itself is made by the first file written (config.json, once the data proved readable),
+    # so a run that fails on its data leaves no empty folder behind
 
 
 class _StopFlag:
@@ -110,6 +116,27 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
+def start_lines(cfg: Config, run_dir: Path, sources: list[Path], ds, state: TrainState,
+                device: torch.device) -> list[str]:
+    """What a run prints before its first step: data, device and precision, sizes, schedule, hole."""
+    n, b = len(ds), cfg.train.batch_size
+    index = getattr(ds, "index", None)                             # a prepared cache (CachedImages)
+    if index is not None:
+        skipped = index.get("skipped", [])
+        data = (f"{n:,} photos from the cache {sources[0]} "
+                f"({len(skipped) if isinstance(skipped, list) else skipped} skipped when it was prepared)")
+    else:
+        where = ", ".join(map(str, sources)) if sources else "the scikit-image sample photos"
+        data = f"{n:,} photos found in {where} (unreadable ones are skipped and counted as they are met)"
+    todo = cfg.train.steps - state.step
+    return [f"data: {data}",
+            f"device {device.type}, precision {state.precision}"
+            + ("" if state.precision == "bf16" or not cfg.train.amp else " (no native bf16 here)"),
+            f"run {run_dir}: preset {cfg.preset}, {cfg.model.image_size} px, batch {b}, hole {cfg.mask.kind}; "
+            f"steps {state.step} -> {cfg.train.steps} ({todo * b / n:.1f} epochs of {n:,} photos"
+            + (f", {cfg.train.steps * b / n:.1f} in all)" if state.step else ")")]
+
+
 def train(cfg: Config, run_dir: Path, sources: list[Path] | None = None, resume: bool = False,
           overwrite: bool = False, progress: bool = True, log=print) -> dict:
     """Train (or resume) a run; returns a summary dict (step, interrupted, skipped files, timings).
@@ -126,8 +153,33 @@ def train(cfg: Config, run_dir: Path, sources: list[Path] | None = None, resume:
         distributed.teardown(dist_info)
 
 
-def _training_data(cfg: Config, sources: list[Path], device: torch.device, start: int, part: slice,
-                   dist_info: "distributed.DistInfo"):
+def ema_bn_inputs(cfg: Config, ds, part: slice, device: torch.device):
+    """Generator arguments ``(x, mask)`` (this rank's shard, as :func:`step.generate` passes them) of the
+    run's first :data:`EMA_BN_BATCHES` steps: the images and masks those steps trained on, rebuilt from
+    the seeded data order (``ds`` is an ImageFolder or CachedImages; neither the loader nor any random
+    state is touched)."""
+    b = cfg.train.batch_size
+    for step in range(EMA_BN_BATCHES):
+        real = ds.batch(range(step * b, (step + 1) * b)[part]).to(device)
+        mask = training_masks(cfg, step, b)[part].to(device)
+        yield generator_input(real, mask, cfg.model.mask_channel), mask
+
+
+def refresh_ema_bn(state: TrainState, ds, part: slice) -> None:
+    """Give the EMA generator the batch-norm statistics of its own weights before it is saved.
+
+    Done at every checkpoint save, on :data:`EMA_BN_BATCHES` seeded training batches
+    (:func:`ema_bn_inputs`, :func:`step.recompute_bn_stats`): 8 forward passes without grad plus loading
+    8 batches, small next to ``ckpt_every`` training steps, and 8 B samples per channel even at the 1x1
+    bottleneck. Saves are where it matters: inference, evaluation and transfer use the saved EMA. The
+    statistics are recomputed from scratch, so they depend only on the EMA weights and a resumed run
+    saves exactly what the uninterrupted run saves. Between saves the EMA's statistics follow
+    :func:`step.update_ema` (the sample grids use them). All ranks must call this at the same steps."""
+    if state.ema is not None:
+        recompute_bn_stats(state.ema, ema_bn_inputs(state.cfg, ds, part, state.device))
+
+
+def _training_data(cfg: Config, sources: list[Path], device: torch.device, start: int, part: slice):
     """(dataset, batch iterator) for a prepared cache (the only source) or image files."""
     total, batch = cfg.train.steps, cfg.train.batch_size
     if any(is_cache_dir(s) for s in sources):
@@ -139,8 +191,7 @@ def _training_data(cfg: Config, sources: list[Path], device: torch.device, start
     files = gather_files(sources) if sources else embedded_photos()
     ds = ImageFolder(files, cfg.model.image_size, cfg.data, seed=cfg.train.seed)
     workers = min(cfg.data.workers, len(files))
-    loader = make_loader(ds, batch, start, total, workers, pin_memory=device.type == "cuda",
-                         rank=dist_info.rank, world=dist_info.world)
+    loader = make_loader(ds, batch, start, total, workers, pin_memory=device.type == "cuda", part=part)
     if workers > 0:
         loader.worker_init_fn = _worker_init
     return ds, loader
@@ -166,15 +217,19 @@ def _run(cfg: Config, run_dir: Path, sources, resume: bool, overwrite: bool, pro
     sources = [Path(s) for s in sources or []]
     state.sources = [str(s) for s in sources]
     total = cfg.train.steps
-    ds, loader = _training_data(cfg, sources, device, state.step, part, dist_info)
+    if state.step > total:                 # --steps is the run's total: a smaller one is a mistake, say so
+        raise InpaintsslError(f"{run_dir}: the run is already at step {state.step}, past --steps {total} "
+                              f"(--steps counts the run's total steps, not steps to add); pass --steps "
+                              f"{state.step + total} to train {total} more")
+    if state.step == total:                # before opening the data (on CUDA a cache is copied to the GPU)
+        log(f"{run_dir}: already at step {state.step} of {total}; raise --steps to train further")
+        return {"step": state.step, "interrupted": False, "skipped_files": [], "images": None}
+    ds, loader = _training_data(cfg, sources, device, state.step, part)
     n_images = len(ds)
     if not sources:
         log(f"no --data: training on {n_images} sample photos shipped with scikit-image")
-    if state.step >= total:
-        log(f"{run_dir}: already at step {state.step} of {total}; raise --steps to train further")
-        return {"step": state.step, "interrupted": False, "skipped_files": [], "images": n_images}
-    log(f"device {device.type}, precision {state.precision}"
-        + ("" if state.precision == "bf16" or not cfg.train.amp else " (no native bf16 here)"))
+    for line in start_lines(cfg, run_dir, sources, ds, state, device):
+        log(line)
     if dist_info.enabled:
         log(f"{dist_info.world} processes, global batch {cfg.train.batch_size} "
             f"({cfg.train.batch_size // dist_info.world} per process), device {device.type}")
@@ -239,22 +294,29 @@ def _run(cfg: Config, run_dir: Path, sources, resume: bool, overwrite: bool, pro
                 bar.set_postfix(hole=_fmt(row["hole_mse"]), g=_fmt(row["g_total"]),
                                 d=_fmt(row.get("d_local", row.get("d_global", 0.0))),
                                 img_s=f"{row['images_per_s']:.0f}")
+                if not progress:                                  # under nohup / CI: a line per log step
+                    log(f"step {row['step']}/{total}  hole_mse {_fmt(row['hole_mse'])}  g {_fmt(row['g_total'])}  "
+                        f"d {_fmt(row.get('d_local', row.get('d_global', 0.0)))}  "
+                        f"{row['images_per_s']:.0f} img/s  {row['time_s']:.0f} s")
             if main and (state.step % cfg.train.sample_every == 0 or state.step == total):
                 save_png(sample_grid(state, fixed_real, fixed_mask), run_dir / "samples" / f"step_{state.step:06d}.png")
-            if main and state.step % cfg.train.ckpt_every == 0 and state.step != total:
-                save_checkpoint(run_dir / "checkpoints" / "latest.pt", state.state_dict())
-                save_checkpoint(run_dir / "checkpoints" / f"step_{state.step:06d}.pt",
-                                dict(state.weights(), step=state.step, config=config_to_dict(cfg)))
+            if state.step % cfg.train.ckpt_every == 0 and state.step != total:
+                refresh_ema_bn(state, ds, part)                    # every rank (synchronised batch norm)
+                if main:
+                    save_checkpoint(run_dir / "checkpoints" / "latest.pt", state.state_dict())
+                    save_checkpoint(run_dir / "checkpoints" / f"step_{state.step:06d}.pt",
+                                    dict(state.weights(), step=state.step, config=config_to_dict(cfg)))
             bar.update(1)
             if stop_now:
                 interrupted = True
                 break
         bar.close()
+        refresh_ema_bn(state, ds, part)
         if main:
             save_checkpoint(run_dir / "checkpoints" / "latest.pt", state.state_dict())
 
+    # a collective (all_gather): no rank returns from it before rank 0 has called it, i.e. written latest.pt
     skipped_all = distributed.gather_strings(sorted(skipped), dist_info)
-    distributed.barrier(dist_info)                                  # latest.pt is written before anyone exits
     if skipped_all and main:
         (run_dir / "skipped_files.txt").write_text("".join(f"{p}\n" for p in skipped_all))
         log(f"skipped {len(skipped_all)} unreadable file(s) of {n_images}; list in {run_dir / 'skipped_files.txt'}")
