@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from inpaintssl.data.folder import gather_files
+from inpaintssl.data.sources import gather_files
 from inpaintssl.data.prepare import cache_side, prepare_cache
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco-sample"

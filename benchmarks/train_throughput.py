@@ -7,9 +7,11 @@
 What is timed (images per second, median of ``--rounds`` interleaved rounds so both versions see the
 same machine load):
 
-* project: ``inpaintssl.gan.step.train_step`` on a state from ``build_state`` (on CUDA: bf16 autocast,
-  channels_last, fused Adam, cuDNN benchmark, TF32; ``--compile``: torch.compile), with the paper's
-  centre hole and a fixed random batch already on the device;
+* project: ``inpaintssl.gan.step.train_step`` on a state from ``build_state``: bf16 autocast and
+  channels_last where the device computes bf16 natively (CUDA, or a CPU with AVX-512 BF16 / AMX; the
+  header prints the resolved precision), on CUDA also fused Adam, cuDNN benchmark, TF32; ``--compile``:
+  torch.compile (on CPU, inductor needs a C++ compiler); with the paper's centre hole and a fixed random
+  batch already on the device;
 * plain: the same architecture written below with its own nn.Modules (same layers, channels, batch-norm
   placement: the parameter counts are checked equal), plain ``torch.optim.Adam``, fp32, NCHW, no
   autocast, PyTorch's default backend flags; the textbook step (D on a detached fake, then G; the G step
@@ -229,10 +231,13 @@ def main(argv=None):
     S = cfg.model.image_size
     real = (torch.rand(batch, 3, S, S, device=device) * 2 - 1)
     mask = training_masks(cfg, 0, batch).to(device)
-    real_p = real.contiguous(memory_format=torch.channels_last) if cuda else real
 
     set_backend_flags(device, True)
     state = build_state(cfg, device)
+    channels_last = state.precision == "bf16"                       # what train() does with the batches
+    real_p = real.contiguous(memory_format=torch.channels_last) if channels_last else real
+    print(f"project: precision {state.precision}, channels_last {channels_last}, compile {args.compile}; "
+          "plain: fp32, NCHW, eager")
     project = lambda: train_step(state, real_p, mask, metrics=False)          # noqa: E731
     n_project = sum(p.numel() for m in state.models.values() for p in m.parameters())
     plain = plain_t = None
@@ -243,7 +248,8 @@ def main(argv=None):
         plain = lambda: plain_t.step(real, mask)                               # noqa: E731
     print(f"parameters: {n_project:,} (both versions)")
 
-    results = {"device": name, "preset": args.preset, "batch": batch, "compile": args.compile}
+    results = {"device": name, "preset": args.preset, "batch": batch, "compile": args.compile,
+               "precision": state.precision, "channels_last": channels_last}
     t0 = time.perf_counter()
     time_steps(project, warmup, device)
     results["project_warmup_s"] = round(time.perf_counter() - t0, 2)

@@ -146,6 +146,17 @@ def test_load_eval_set_skips_and_counts_bad_files(tmp_path):
 
 # ---------------------------------------------------------------- end to end
 
+def test_eval_images_are_the_training_resize_of_the_full_decode(tmp_path):
+    """No JPEG draft decoding: the eval square is data.images.center_square of the full-resolution photo."""
+    from inpaintssl.data.images import center_square, open_image
+    from inpaintssl.evaluation.evaluate import load_eval_image
+    path = tmp_path / "big.jpg"
+    Image.fromarray(synthetic_photo(np.random.default_rng(2), 300, 400)).save(path, quality=95)
+    got = load_eval_image(path, 64)
+    assert got.shape == (64, 64, 3) and got.dtype == np.uint8
+    assert np.array_equal(got, np.asarray(center_square(open_image(path), 64)))
+
+
 def test_evaluate_api_keeps_context_and_handles_other_sizes(smoke_run, tmp_path):
     write_photos(tmp_path / "val", 4, seed=9)
     res = run_evaluation([smoke_run], [tmp_path / "val"], ["mean"], mask="rect", seed=2, size=48,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +29,27 @@ def run_cli(*args):
     except SystemExit as e:
         return e.code
     return 0
+
+
+# step_000002.pt of `inpaintssl train --preset smoke --steps 3 --set data.workers=0 --set train.ckpt_every=2`
+# run with commit 893015b, the last before the split into sub-packages (weights only: 1 MB)
+PRESPLIT_CHECKPOINT = Path(__file__).parent / "data" / "presplit_smoke_step2.pt"
+
+
+def test_checkpoint_from_before_the_package_split_loads_and_inpaints():
+    from inpaintssl.checkpoint import load_checkpoint
+    from inpaintssl.config import config_from_dict
+    from inpaintssl.transfer.train import Classifier, TransferConfig, load_encoder
+    ckpt = load_checkpoint(PRESPLIT_CHECKPOINT)
+    assert ckpt["step"] == 2 and ckpt["config"]["preset"] == "smoke"
+    model = Inpainter.from_checkpoint(PRESPLIT_CHECKPOINT, device="cpu")
+    rgb = synthetic_photo(np.random.default_rng(5), 60, 80)
+    hole = center_hole(60, 80)
+    out = model(rgb, hole)
+    assert out.shape == rgb.shape and np.array_equal(out[~hole], rgb[~hole])
+    assert not np.array_equal(out[hole], rgb[hole])
+    classifier = Classifier(config_from_dict(ckpt["config"]).model, 20, TransferConfig())
+    assert load_encoder(classifier, ckpt)                  # --init: missing keys exactly the head's
 
 
 def test_center_hole_is_half_the_shorter_side():
@@ -105,7 +128,7 @@ def test_cli_mask_folder_and_input_folder(tmp_path, smoke_run):
         Image.fromarray(m).save(tmp_path / "masks" / f"{name}.png")
     assert run_cli("inpaint", "--checkpoint", smoke_run, "--mask", tmp_path / "masks", tmp_path / "in",
                    "--out", tmp_path / "out") == 0
-    assert (tmp_path / "out" / "a.png").is_file() and (tmp_path / "out" / "sub" / "b.png").is_file()
+    assert (tmp_path / "out" / "a.jpg").is_file() and (tmp_path / "out" / "sub" / "b.jpg").is_file()  # JPEG in, out
     # running again refuses to overwrite; --overwrite replaces
     assert run_cli("inpaint", "--checkpoint", smoke_run, "--mask", tmp_path / "masks", tmp_path / "in",
                    "--out", tmp_path / "out") == 1
@@ -138,11 +161,41 @@ def test_end_to_end_on_real_photos(tmp_path):
     mask = np.zeros((h, w), np.uint8)
     mask[h // 5:h // 2, w // 3:w // 2] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
-    assert run_cli("inpaint", "--checkpoint", run, "--center", photo, "--out", tmp_path / "c") == 0
-    assert run_cli("inpaint", "--checkpoint", run, "--mask", tmp_path / "mask.png", photo, "--out", tmp_path / "m") == 0
+    assert run_cli("inpaint", "--checkpoint", run, "--center", photo, "--out", tmp_path / "c", "--format", "png") == 0
+    assert run_cli("inpaint", "--checkpoint", run, "--mask", tmp_path / "mask.png", photo, "--out", tmp_path / "m",
+                   "--format", "png") == 0                   # lossless, so outside the hole stays bit-identical
     for folder, hole in ((tmp_path / "c", center_hole(h, w)), (tmp_path / "m", mask > 0)):
         out = np.asarray(Image.open(folder / f"{photo.stem}.png"))
         assert out.shape == rgb.shape
         assert np.array_equal(out[~hole], rgb[~hole])
         assert not np.array_equal(out[hole], rgb[hole])
     assert (run / "samples" / "step_000030.png").is_file()
+
+
+def test_inference_precision_bf16_where_native_fp32_otherwise(smoke_run, monkeypatch):
+    """bf16 autocast (channels_last) where the CPU has it, with fills within rounding of fp32; fp32 with
+    amp=False or on a CPU without native bf16."""
+    import torch
+    import inpaintssl.gan.step as step
+    rgb = synthetic_photo(np.random.default_rng(3), 90, 70)
+    hole = center_hole(90, 70)
+    fp32 = Inpainter.from_checkpoint(smoke_run, device="cpu", amp=False)
+    assert fp32.precision == "fp32"
+    x = torch.rand(2, 3, fp32.image_size, fp32.image_size) * 2 - 1
+    m = torch.ones(2, 1, fp32.image_size, fp32.image_size)
+    assert fp32.generate(x, m).dtype == torch.float32
+    ref = fp32(rgb, hole)
+    if step.cpu_has_native_bf16():
+        fast = Inpainter.from_checkpoint(smoke_run, device="cpu")
+        assert fast.precision == "bf16"
+        conv = next(p for p in fast.generator.parameters() if p.dim() == 4)
+        assert conv.is_contiguous(memory_format=torch.channels_last)
+        pred = fast.generate(x, m)
+        assert pred.dtype == torch.float32 and pred.is_contiguous()
+        out = fast(rgb, hole)
+        assert np.array_equal(out[~hole], rgb[~hole])
+        diff = np.abs(out.astype(int) - ref.astype(int))[hole]
+        assert 0 < diff.max() <= 3, diff.max()              # bf16 really ran, and only rounding differs
+    monkeypatch.setattr(step, "cpu_has_native_bf16", lambda: False)
+    fallback = Inpainter.from_checkpoint(smoke_run, device="cpu")
+    assert fallback.precision == "fp32" and np.array_equal(fallback(rgb, hole), ref)

@@ -266,10 +266,10 @@ def test_demo_run_trains_once_then_is_reused(tmp_path):
 
 
 def test_demo_command_serves_and_stops_on_ctrl_c(tmp_path):
-    """`inpaintssl demo` end to end in a subprocess: trains the tiny model, prints the URL, serves, exits 0."""
+    """`inpaintssl demo --retrain` end to end in a subprocess: trains the tiny model, prints the URL, serves, exits 0."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")   # 1 thread: fast on a busy CI box
-    proc = subprocess.Popen([sys.executable, "-m", "inpaintssl", "demo", "--cache-dir", str(tmp_path), "--steps", "2",
-                             "--port", "0", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "inpaintssl", "demo", "--retrain", "--cache-dir", str(tmp_path),
+                             "--steps", "2", "--port", "0", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     try:
         line = proc.stdout.readline()
@@ -282,6 +282,21 @@ def test_demo_command_serves_and_stops_on_ctrl_c(tmp_path):
         code = proc.wait(timeout=30)
     assert code == 0
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_demo_serves_the_bundled_model_by_default():
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "inpaintssl", "demo", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert "serving bundled (m1-plus-64, 64 px) at http://127.0.0.1:" in line, proc.stderr.read() if not line else line
+        url = line.split(" at ")[1].split()[0]
+        assert httpx.get(url + "api/info").json()["model"] == "bundled"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    assert code == 0
 
 
 # ---- end to end in a real headless browser ---------------------------------------------------------

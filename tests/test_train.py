@@ -15,6 +15,7 @@ import torch
 from conftest import smoke_config, write_photos
 from inpaintssl.checkpoint import load_checkpoint
 from inpaintssl.errors import InpaintsslError
+from inpaintssl.gan.step import cpu_has_native_bf16
 from inpaintssl.gan.train import train
 
 QUIET = {"progress": False, "log": lambda *_: None}
@@ -57,28 +58,53 @@ def weights(run):
     return {f"{m}.{k}": v for m in ("generator", "d_global", "d_local") for k, v in ckpt[m].items()}
 
 
-def test_resume_is_exact(tmp_path, tiny_photos):
-    """--steps 12 then --resume --steps 24 equals an uninterrupted --steps 24 run, weight for weight."""
+def tensors(obj, prefix=""):
+    """Every tensor of a (nested) checkpoint dict, by dotted key path."""
+    if isinstance(obj, torch.Tensor):
+        return {prefix: obj}
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    return {k: v for key, sub in items for k, v in tensors(sub, f"{prefix}.{key}" if prefix else str(key)).items()}
+
+
+def assert_same_checkpoints(a, b):
+    """Every tensor of the two checkpoints (weights, batch-norm statistics, EMA, Adam states) bit for bit.
+
+    Not ``torch_rng``: the global generator's state at saving depends on how many data loaders the
+    process started (training draws nothing from it: masks, data order and crops are functions of the step)."""
+    ta, tb = (tensors({k: v for k, v in load_checkpoint(r).items() if k != "torch_rng"}) for r in (a, b))
+    assert ta.keys() == tb.keys() and any(k.startswith("opt_d.state.") for k in ta)
+    different = [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert not different, different[:5]
+
+
+# the bf16 path (CPU autocast) exists only where the CPU computes bf16 natively
+PRECISIONS = [pytest.param("false", id="fp32"),
+              pytest.param("true", id="bf16", marks=pytest.mark.skipif(
+                  not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX-512 BF16 / AMX): "
+                                                    "train.amp=true trains in fp32 here"))]
+
+
+@pytest.mark.parametrize("amp", PRECISIONS)
+def test_resume_is_exact(tmp_path, tiny_photos, amp):
+    """--steps 12 then --resume --steps 24 equals an uninterrupted --steps 24 run, tensor for tensor."""
     a, b = tmp_path / "a", tmp_path / "b"
-    train(smoke_config(24, "data.workers=2"), a, [tiny_photos], **QUIET)
-    train(smoke_config(12, "data.workers=0"), b, [tiny_photos], **QUIET)
-    train(smoke_config(24, "data.workers=0"), b, None, resume=True, **QUIET)   # sources come from the run
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    train(smoke_config(24, "data.workers=2", f"train.amp={amp}"), a, [tiny_photos], **QUIET)
+    train(smoke_config(12, "data.workers=0", f"train.amp={amp}"), b, [tiny_photos], **QUIET)
+    train(smoke_config(24, "data.workers=0", f"train.amp={amp}"), b, None, resume=True, **QUIET)   # sources from the run
+    assert_same_checkpoints(a, b)
     ca, cb = load_checkpoint(a), load_checkpoint(b)
     assert ca["step"] == cb["step"] == 24
-    sa, sb = ca["opt_g"]["state"], cb["opt_g"]["state"]
-    assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
     steps_a = [r["step"] for r in read_metrics(a)]
     assert [r["step"] for r in read_metrics(b)] == sorted(steps_a + [12])     # + the first run's last step
+    assert {r["precision"] for r in read_metrics(b)} == {"bf16" if amp == "true" else "fp32"}
 
 
-def test_resume_is_exact_with_ema_and_cosine_schedule(tmp_path, tiny_photos, monkeypatch):
+@pytest.mark.parametrize("amp", PRECISIONS)
+def test_resume_is_exact_with_ema_and_cosine_schedule(tmp_path, tiny_photos, monkeypatch, amp):
     """The moving average is resumable state and the schedule a function of the step: a 10-step cosine
     run interrupted after step 5 and resumed equals the uninterrupted run, EMA weights included."""
     import inpaintssl.gan.train as train_module
-    opts = ("train.ema=0.9", "optim.schedule=cosine", "data.workers=0")
+    opts = ("train.ema=0.9", "optim.schedule=cosine", "data.workers=0", f"train.amp={amp}")
     a, b = tmp_path / "a", tmp_path / "b"
     train(smoke_config(10, *opts), a, [tiny_photos], **QUIET)
     real_step = train_module.train_step
@@ -93,10 +119,9 @@ def test_resume_is_exact_with_ema_and_cosine_schedule(tmp_path, tiny_photos, mon
     assert load_checkpoint(b)["step"] == 5
     monkeypatch.setattr(train_module, "train_step", real_step)
     train(smoke_config(10, *opts), b, None, resume=True, **QUIET)
+    assert_same_checkpoints(a, b)
     ca, cb = load_checkpoint(a), load_checkpoint(b)
     assert cb["step"] == 10 and "generator_ema" in ca
-    for key in ("generator", "generator_ema", "d_local"):
-        assert all(torch.equal(ca[key][k], cb[key][k]) for k in ca[key]), key
     assert any(not torch.equal(ca["generator_ema"][k], ca["generator"][k]) for k in ca["generator"])
     assert ca["opt_g"]["param_groups"][0]["lr"] < 0.03 * smoke_config(10).optim.lr_g   # cosine: near 0
     from inpaintssl.gan.inpainter import Inpainter                 # inference uses the moving average
@@ -211,3 +236,110 @@ def test_sigkill_resumes_from_last_checkpoint(tmp_path, tiny_photos):
                           "--steps", str(saved + 3), "--no-progress"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert load_checkpoint(run)["step"] == saved + 3
+
+
+def test_recompute_bn_stats_gives_the_statistics_of_the_batches():
+    """Each BN layer's running stats become the mean of its batch means and of its unbiased batch variances."""
+    import copy
+    from inpaintssl.gan.models import Generator, init_weights
+    from inpaintssl.gan.step import recompute_bn_stats
+    torch.manual_seed(0)
+    G = Generator(smoke_config(1).model)
+    init_weights(G)
+    G.eval()
+    batches = [torch.rand(4, 3, 32, 32) * 2 - 1 for _ in range(3)]
+    probe, seen = copy.deepcopy(G).train(), {}                # batch statistics do not use running stats
+    bns = {n: m for n, m in probe.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    for name, m in bns.items():
+        m.register_forward_pre_hook(lambda mod, inp, name=name: seen.setdefault(name, []).append(inp[0]))
+    with torch.no_grad():
+        for x in batches:
+            probe(x)
+    weights = {k: v.clone() for k, v in G.named_parameters()}
+    assert recompute_bn_stats(G, iter(batches)) == 3
+    assert not G.training                                     # the mode it was in
+    own = dict(G.named_modules())
+    for name, inputs in seen.items():
+        mean = torch.stack([x.mean(dim=(0, 2, 3)) for x in inputs]).mean(0)
+        var = torch.stack([x.transpose(0, 1).flatten(1).var(dim=1) for x in inputs]).mean(0)
+        torch.testing.assert_close(own[name].running_mean, mean, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(own[name].running_var, var, rtol=1e-4, atol=1e-6)
+        assert own[name].momentum == bns[name].momentum and int(own[name].num_batches_tracked) == 3
+    assert all(torch.equal(v, weights[k]) for k, v in G.named_parameters())
+
+
+def test_saved_ema_has_the_batch_norm_statistics_of_its_weights(tmp_path, tiny_photos):
+    """The EMA in a checkpoint carries statistics recomputed on the run's first batches, not averaged ones."""
+    from inpaintssl.config import config_from_dict
+    from inpaintssl.data.folder import ImageFolder
+    from inpaintssl.data.sources import gather_files
+    from inpaintssl.gan.models import Generator
+    from inpaintssl.gan.step import recompute_bn_stats
+    from inpaintssl.gan.train import ema_bn_inputs
+    run = tmp_path / "run"
+    train(smoke_config(6, "train.ema=0.9", "data.workers=0"), run, [tiny_photos], **QUIET)
+    ckpt = load_checkpoint(run)
+    cfg = config_from_dict(ckpt["config"])
+    G = Generator(cfg.model)
+    G.load_state_dict(ckpt["generator_ema"])
+    ds = ImageFolder(gather_files([tiny_photos]), cfg.model.image_size, cfg.data, seed=cfg.train.seed)
+    recompute_bn_stats(G, ema_bn_inputs(cfg, ds, slice(None), torch.device("cpu")))
+    stats = [k for k in ckpt["generator_ema"] if k.endswith(("running_mean", "running_var"))]
+    assert stats
+    for k in stats:
+        torch.testing.assert_close(G.state_dict()[k], ckpt["generator_ema"][k], rtol=1e-4, atol=1e-5)
+
+
+def test_a_finished_run_resumed_does_not_open_its_data(tmp_path):
+    photos, run = tmp_path / "photos", tmp_path / "run"
+    write_photos(photos, 4)
+    train(smoke_config(2, "data.workers=0"), run, [photos], **QUIET)
+    for p in photos.iterdir():                                  # the data is gone: opening it would fail
+        p.unlink()
+    summary = train(smoke_config(2), run, None, resume=True, **QUIET)
+    assert summary["step"] == 2 and not summary["interrupted"]
+
+
+def test_cpu_without_native_bf16_trains_in_fp32(tmp_path, tiny_photos, monkeypatch):
+    """The fallback: no native bf16 (forced here) or train.amp=false -> fp32, logged and printed."""
+    import inpaintssl.gan.step as step
+    monkeypatch.setattr(step, "cpu_has_native_bf16", lambda: False)
+    lines = []
+    summary = train(smoke_config(4, "data.workers=0", "train.log_every=2"), tmp_path / "a", [tiny_photos],
+                    progress=False, log=lines.append)
+    assert summary["step"] == 4
+    assert [r["precision"] for r in read_metrics(tmp_path / "a")] == ["fp32", "fp32"]
+    assert "precision fp32 (no native bf16 here)" in "\n".join(lines)
+    monkeypatch.setattr(step, "cpu_has_native_bf16", lambda: True)        # the CPU has it, amp=false wins
+    lines.clear()
+    train(smoke_config(2, "data.workers=0", "train.amp=false"), tmp_path / "b", [tiny_photos],
+          progress=False, log=lines.append)
+    assert [r["precision"] for r in read_metrics(tmp_path / "b")] == ["fp32"]
+    assert any(line.endswith("precision fp32") for line in lines), lines
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX-512 BF16 / AMX)")
+def test_bf16_step_keeps_weights_statistics_optimiser_and_ema_in_float32():
+    from inpaintssl.gan.step import build_state, train_step, training_masks
+    cfg = smoke_config(10, "train.ema=0.9")
+    S = cfg.model.image_size
+    real = torch.rand(4, 3, S, S, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    mask = training_masks(cfg, 0, 4)
+    after = {}
+    for amp in (True, False):
+        cfg.train.amp = amp
+        state = build_state(cfg, torch.device("cpu"))
+        assert state.precision == ("bf16" if amp else "fp32")
+        x = real.contiguous(memory_format=torch.channels_last) if amp else real
+        logs = train_step(state, x, mask)
+        after[amp] = state.models["generator"].state_dict()
+        if amp:
+            assert all(v.dtype == torch.float32 for v in logs.values())
+            for name, m in {**state.models, "ema": state.ema}.items():
+                bad = [k for k, v in m.state_dict().items() if v.dtype not in (torch.float32, torch.int64)]
+                assert not bad, (name, bad)                           # weights and batch-norm statistics
+            for opt in (state.opt_g, state.opt_d):
+                assert opt.state and all(v.dtype == torch.float32 for s in opt.state.values()
+                                         for k, v in s.items() if k != "step")
+    # and the bf16 step really ran in bf16: its update differs from the fp32 one
+    assert any(not torch.equal(after[True][k], after[False][k]) for k in after[True])

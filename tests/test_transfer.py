@@ -146,6 +146,15 @@ def test_class_folders(tmp_path):
         load_class_folders(tmp_path, "val", train.classes)
 
 
+def test_epoch_sampler_follows_the_shared_epoch_permutation():
+    from inpaintssl.data.folder import epoch_permutation
+    from inpaintssl.transfer.voc import EpochSampler
+    keys = [list(EpochSampler(10, seed=3, epoch=e)) for e in (0, 1)]
+    for e, k in enumerate(keys):
+        assert k == [(int(i), e) for i in epoch_permutation(10, 3, e)]
+    assert [i for i, _ in keys[0]] != [i for i, _ in keys[1]] and sorted(i for i, _ in keys[0]) == list(range(10))
+
+
 def test_dataset_crops_are_seeded_per_epoch(voc):
     data = load_voc(voc, "train")
     ds = ClassificationDataset(data, 32, train=True, crop_min=0.5, seed=1)
@@ -217,6 +226,18 @@ def test_pretrained_init_copies_encoder_and_leaves_head_new(smoke_run):
             assert k not in gen and torch.equal(v, rnd.state_dict()[k]), k
     out = pre(torch.rand(3, 3, 32, 32) * 2 - 1)
     assert out.shape == (3, 20) and torch.isfinite(out).all()
+
+
+def test_classifier_features_are_the_generators_encoder(smoke_run):
+    from inpaintssl.gan.models import Generator
+    ckpt = load_checkpoint(smoke_run)
+    model_cfg = config_from_dict(ckpt["config"]).model
+    G = Generator(model_cfg)
+    G.load_state_dict(ckpt["generator"])
+    model = build_classifier(model_cfg, 20, TransferConfig(), ckpt).eval()
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model.forward_features(x), G.eval().forward_features(x))
 
 
 def test_other_architecture_is_a_clear_error(smoke_run):
@@ -305,3 +326,70 @@ def test_real_voc2007_sample_labels():
     # every image of this sample contains a car, cat, train or bus (see the data README)
     keep = [VOC_CLASSES.index(c) for c in ("car", "cat", "train", "bus")]
     assert (data.labels[:, keep] >= 0).any(axis=1).all()
+
+
+# ---------------------------------------------------------------- the training loop's fast paths
+
+def test_fit_keeps_workers_and_epoch_order_and_runs_at_the_resolved_precision(smoke_run, voc, tmp_path, monkeypatch):
+    """One persistent training loader for the whole fit that still yields each epoch's EpochSampler order;
+    forward passes at resolve_precision (fp32 with amp=False)."""
+    import inpaintssl.transfer.train as transfer_train
+    from inpaintssl.gan.step import resolve_precision
+    from inpaintssl.transfer.voc import EpochSampler
+    real, calls = transfer_train.run_epoch, []
+
+    def recording(model, loader, device, multi, optimizer=None, progress=False, desc="", precision="fp32"):
+        batches = list(loader)
+        calls.append({"loader": loader, "train": optimizer is not None, "precision": precision,
+                      "labels": torch.cat([lab for _, lab in batches])})
+        return real(model, batches, device, multi, optimizer, progress, desc, precision)
+    monkeypatch.setattr(transfer_train, "run_epoch", recording)
+    ckpt = load_checkpoint(smoke_run)
+    train_data, test_data = load_voc(voc, "train"), load_voc(voc, "val")
+    model_cfg = config_from_dict(ckpt["config"]).model
+    cfg = TransferConfig(epochs=3, batch_size=3, workers=2, device="cpu", seed=4)
+    transfer_train.fit(build_classifier(model_cfg, 20, cfg, ckpt), train_data, test_data, cfg, tmp_path / "a")
+    train_calls = [c for c in calls if c["train"]]
+    assert len(train_calls) == 3 and all(c["loader"] is train_calls[0]["loader"] for c in train_calls)
+    assert train_calls[0]["loader"].persistent_workers
+    for epoch, c in enumerate(train_calls):                       # 8 images, batch 3: two full batches
+        order = [i for i, _ in EpochSampler(8, 4, epoch)][:6]
+        assert torch.equal(c["labels"], torch.from_numpy(train_data.labels[order])), epoch
+    assert {c["precision"] for c in calls} == {resolve_precision(torch.device("cpu"), True)}
+    calls.clear()
+    cfg = TransferConfig(epochs=1, batch_size=3, workers=0, device="cpu", amp=False)
+    transfer_train.fit(build_classifier(model_cfg, 20, cfg, ckpt), train_data, test_data, cfg, tmp_path / "b")
+    assert {c["precision"] for c in calls} == {"fp32"} and not calls[0]["loader"].persistent_workers
+
+
+def test_run_epoch_stops_on_a_non_finite_loss():
+    model = build_classifier(get_preset("smoke").model, 3, TransferConfig())
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    S = model.model_cfg.image_size
+    good = (torch.zeros(2, 3, S, S), torch.tensor([[1, -1, -1], [-1, 1, -1]], dtype=torch.int8))
+    bad = (torch.full((2, 3, S, S), float("nan")), good[1])
+    loss, scores, labels = run_epoch(model, [good], torch.device("cpu"), True, opt)
+    assert math.isfinite(loss) and scores.shape == labels.shape == (2, 3) and scores.dtype == np.float32
+    for optimizer in (opt, None):                                 # training and testing
+        with pytest.raises(InpaintsslError, match="non-finite loss"):
+            run_epoch(model, [good, bad, good], torch.device("cpu"), True, optimizer)
+
+
+def test_bf16_transfer_epoch_keeps_weights_statistics_and_momentum_in_float32():
+    from inpaintssl.gan.step import cpu_has_native_bf16
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16 (AVX-512 BF16 / AMX): transfer runs in fp32 here")
+    model = build_classifier(get_preset("smoke").model, 4, TransferConfig(dropout=0.0))
+    S = model.model_cfg.image_size
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.rand(6, 3, S, S, generator=g) * 2 - 1, (torch.randint(0, 2, (6, 4), generator=g) * 2 - 1).to(torch.int8))
+    _, ref, _ = run_epoch(model, [batch], torch.device("cpu"), True)                   # fp32, eval mode
+    model.to(memory_format=torch.channels_last)
+    _, fast, _ = run_epoch(model, [batch], torch.device("cpu"), True, precision="bf16")
+    assert fast.dtype == np.float32 and not np.array_equal(fast, ref) and np.abs(fast - ref).max() < 0.05
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss, _, _ = run_epoch(model, [batch], torch.device("cpu"), True, opt, precision="bf16")
+    assert math.isfinite(loss)
+    state = list(model.state_dict().items())
+    assert all(v.dtype in (torch.float32, torch.int64) for _, v in state), [k for k, v in state if v.dtype == torch.bfloat16]
+    assert all(s["momentum_buffer"].dtype == torch.float32 for s in opt.state.values()) and opt.state

@@ -10,7 +10,7 @@ exit status 1; usage mistakes exit 2 (click's convention); an interrupted traini
 
 from __future__ import annotations
 
-from . import app, evaluate, train, transfer  # noqa: F401  (each module registers its commands)
+from . import app, evaluate, reproduce, train, transfer  # noqa: F401  (each module registers its commands)
 from .base import cli
 
 

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sys
+
 import click
 
+from ..config import PRESETS
 from ..errors import InpaintsslError
-from .base import cli
+from .base import SuggestChoice, check_overrides, cli, device_option, progress_option
+
+
+def _log(msg: str) -> None:
+    """A line on stderr that does not tear the progress bar apart."""
+    from tqdm import tqdm
+    with tqdm.external_write_mode(file=sys.stderr):
+        click.echo(msg, err=True)
 
 
 @cli.command()
@@ -20,16 +30,17 @@ from .base import cli
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="report folder")
 @click.option("--baselines", default="telea,ns,mean", show_default=True,
               help="comma-separated classical baselines (telea, ns, mean) or 'none'")
-@click.option("--mask", type=click.Choice(["center", "rect", "freeform"]), default="center", show_default=True,
-              help="hole shape of the fixed evaluation masks")
+@click.option("--mask", type=SuggestChoice(["center", "rect", "freeform", "mixed"]), default="center",
+              show_default=True, help="hole shape of the fixed evaluation masks (mixed: one of the three per photo)")
 @click.option("--limit", type=int, default=None, help="evaluate only the first N readable photos (sorted by path)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the evaluation masks")
 @click.option("--size", type=int, default=None, help="eval size in px (default: the first checkpoint's, else 128)")
 @click.option("--grid-rows", type=int, default=8, show_default=True, help="photos shown in grid.png")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (for checkpoints)")
+@device_option(help="auto, cpu, cuda or cuda:N (for checkpoints)")
 @click.option("--overwrite", is_flag=True, help="replace an existing report in --out")
+@progress_option("no progress bars")
 def evaluate(checkpoints, more_checkpoints, data, out, baselines, mask, limit, seed, size, grid_rows, device,
-             overwrite):
+             overwrite, no_progress):
     """Score checkpoints and classical baselines on the same seeded masks; write a report.
 
     Checkpoints come from --checkpoint (repeatable) and from extra paths (--checkpoint A B).
@@ -43,9 +54,9 @@ def evaluate(checkpoints, more_checkpoints, data, out, baselines, mask, limit, s
     if grid_rows < 0:
         raise InpaintsslError("--grid-rows must be >= 0")
     check_report_dir(out, overwrite)
-    log = lambda msg: click.echo(msg, err=True)  # noqa: E731
     result = run_evaluation([*checkpoints, *more_checkpoints], list(data), baselines, mask=mask, limit=limit,
-                            seed=seed, size=size, device=device, grid_rows=grid_rows, log=log)
+                            seed=seed, size=size, device=device, grid_rows=grid_rows, log=_log,
+                            progress=not no_progress)
     paths = write_report(result, out, title="Inpainting evaluation", overwrite=overwrite)
     if result.skipped:
         click.echo(f"skipped {len(result.skipped)} unreadable file(s) (listed in the report)", err=True)
@@ -61,7 +72,7 @@ def evaluate(checkpoints, more_checkpoints, data, out, baselines, mask, limit, s
               help="held-out evaluation photos (default: the training photos); repeatable")
 @click.option("--size", type=click.Choice(["32", "64", "128"]), default="32", show_default=True,
               help="scale: 32 = smoke-sized M1/M2/M3, 64 = m*-64 presets, 128 = the paper's m1/m2/m3")
-@click.option("--also", multiple=True, metavar="PRESET",
+@click.option("--also", multiple=True, type=SuggestChoice(list(PRESETS)),
               help="also train this preset of the same size alike (e.g. m1-plus-64); repeatable")
 @click.option("--steps", type=int, default=300, show_default=True, help="training steps of each model")
 @click.option("--seed", type=int, default=0, show_default=True, help="training seed and evaluation mask seed")
@@ -74,27 +85,44 @@ def evaluate(checkpoints, more_checkpoints, data, out, baselines, mask, limit, s
 @click.option("--grid-rows", type=int, default=8, show_default=True, help="photos shown in grid.png")
 @click.option("--resume", is_flag=True, help="continue (or keep, if finished) existing runs in OUT/runs")
 @click.option("--overwrite", is_flag=True, help="retrain existing runs and replace the report")
-@click.option("--no-progress", is_flag=True, help="no progress bars")
+@device_option(None, help="auto, cpu, cuda or cuda:N for training and scoring (default: train.device, auto)")
+@progress_option("no progress bars (log lines instead)")
 def ablation(data, out, eval_data, size, also, steps, seed, batch, overrides, baselines, limit, grid_rows, resume,
-             overwrite, no_progress):
+             overwrite, device, no_progress):
     """Train M1, M2 and M3 (and --also presets) alike (paper 5.4), evaluate them side by side (6.1)."""
     from ..evaluation.ablation import run_ablation
 
+    if resume and overwrite:
+        raise click.UsageError("give --resume or --overwrite, not both")
+    check_overrides(overrides)
     done = run_ablation(list(data), out, list(eval_data) or None, size=int(size), steps=steps, seed=seed,
                         batch=batch, overrides=overrides, also=also, baselines=baselines, limit=limit, grid_rows=grid_rows,
-                        resume=resume, overwrite=overwrite, progress=not no_progress,
+                        resume=resume, overwrite=overwrite, device=device, progress=not no_progress,
                         log=lambda msg: click.echo(msg, err=True))
     click.echo(f"report: {done['report']}")
 
 
 @cli.command("plot-losses")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG file to write")
-def plot_losses(runs, out):
+@click.option("--out", required=True, type=click.Path(),       # a str: Path() would drop a trailing "/"
+              help="PNG file to write, or a folder (existing, or ending in /) to write loss_curves.png into")
+@click.option("--overwrite", is_flag=True, help="replace an existing PNG")
+def plot_losses(runs, out, overwrite):
     """Draw the training loss curves of one or more RUN folders (their metrics.jsonl) into a PNG."""
     from ..evaluation.evaluate import checkpoint_name, unique_name
     from ..evaluation.plots import plot_loss_curves
 
+    folder = out.endswith(("/", "\\")) or Path(out).is_dir()
+    png = Path(out) / "loss_curves.png" if folder else Path(out)
+    if png.suffix.lower() != ".png":
+        raise click.BadParameter(f"{out}: give a .png file, or a folder (existing, or ending in /)",
+                                 param_hint="--out")
+    if png.is_dir():
+        raise InpaintsslError(f"{png}: is a folder; choose another --out")
+    if any(d.exists() and not d.is_dir() for d in png.parents):
+        raise InpaintsslError(f"{png}: a folder on its path is a file; choose another --out")
+    if png.exists() and not overwrite:
+        raise InpaintsslError(f"{png}: already exists; pass --overwrite to replace it or choose another --out")
     used: set[str] = set()
     named = {unique_name(checkpoint_name(run), used): run for run in runs}
-    click.echo(str(plot_loss_curves(named, out)))
+    click.echo(str(plot_loss_curves(named, png)))

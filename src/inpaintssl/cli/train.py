@@ -8,49 +8,68 @@ from pathlib import Path
 
 import click
 
-from ..config import PRESETS, apply_overrides, config_to_dict, get_preset, load_config
+from ..config import PRESETS, Config, apply_overrides, config_to_dict, get_preset, load_config
 from ..errors import InpaintsslError
-from .base import cli
+from .base import SuggestChoice, check_overrides, cli, device_option, preset_option, progress_option
+
+MASK_KINDS = ("center", "rect", "freeform", "mixed")
+PRESET_COLUMNS = ("preset", "px", "skips", "discrim.", "predicts", "hole", "L2 norm w1/w2", "lr", "crops",
+                  "steps", "batch")
+
+
+def preset_row(key: str, cfg: Config) -> tuple[str, ...]:
+    """One line of ``inpaintssl presets``: what tells the presets apart."""
+    m, d = cfg.model, cfg.data
+    discs = "+".join(n for n, on in (("global", m.global_d), ("local", m.local_d)) if on) or "none"
+    return (key, str(m.image_size), "yes" if m.skips else "no", discs, m.predict, cfg.mask.kind,
+            f"{cfg.loss.mse_norm} {cfg.loss.w1:g}/{cfg.loss.w2:g}", cfg.optim.schedule,
+            f"{100 * d.crop_min:g}-{100 * d.crop_max:g}%", str(cfg.train.steps), str(cfg.train.batch_size))
 
 
 @cli.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, metavar="[NAME]", type=SuggestChoice(list(PRESETS)))
 def presets(name):
-    """List the presets, or print one preset's resolved config as JSON."""
+    """List the presets (size, switches, hole, loss, schedule, crops, default steps), or print one preset's
+    resolved config as JSON."""
     if name is None:
-        for key in PRESETS:
-            m = get_preset(key).model
-            click.echo(f"{key:11s} {m.image_size:4d} px  skips={m.skips!s:5s} global_d={m.global_d!s:5s} "
-                       f"local_d={m.local_d!s:5s} predict={m.predict}")
+        rows = [PRESET_COLUMNS, *(preset_row(k, get_preset(k)) for k in PRESETS)]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(PRESET_COLUMNS))]
+        for r in rows:
+            click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
         return
     click.echo(json.dumps(config_to_dict(get_preset(name)), indent=2))
 
 
 @cli.command()
-@click.option("--preset", default=None, help=f"one of: {', '.join(PRESETS)} (default m1; on --resume, the run's)")
+@preset_option(None, help="default m1; on --resume, the run's ('inpaintssl presets' lists them)")
 @click.option("--data", "data", multiple=True, type=click.Path(path_type=Path),
               help="image folder (recursive) or file; repeatable; or one cache made by 'inpaintssl prepare'. "
                    "Default: sample photos shipped with scikit-image")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="run folder")
-@click.option("--steps", type=int, default=None, help="total optimisation steps of the run")
-@click.option("--epochs", type=float, default=None, help="alternative to --steps: passes over the data")
-@click.option("--mask", type=click.Choice(["center", "rect", "freeform", "mixed"]), default=None,
-              help="hole shape during training (default: the preset's, center)")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="total optimisation steps of the run (on --resume too: the total, not steps to add)")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="alternative to --steps: passes over the data")
+@click.option("--mask", type=SuggestChoice(list(MASK_KINDS)), default=None,
+              help="hole shape during training (default: the preset's, center; mixed = the shapes people paint)")
+@device_option(None, help="auto, cpu, cuda or cuda:N (default: the preset's train.device, auto)")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="override a config value, e.g. --set train.seed=7 --set loss.w3=1e-4")
 @click.option("--resume", is_flag=True, help="continue the run in --out from checkpoints/latest.pt")
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out")
 @click.option("--dry-run", is_flag=True, help="print the resolved config and exit")
-@click.option("--no-progress", is_flag=True, help="no progress bar")
-def train(preset, data, out, steps, epochs, mask, overrides, resume, overwrite, dry_run, no_progress):
+@progress_option("no progress bar: a log line every train.log_every steps instead (for nohup, CI)")
+def train(preset, data, out, steps, epochs, mask, device, overrides, resume, overwrite, dry_run, no_progress):
     """Train the inpainting GAN (M1, M2, M3 or smoke) on a folder of photos."""
-    from ..data.folder import embedded_photos, gather_files, steps_for_epochs
+    from ..data.folder import embedded_photos, steps_for_epochs
+    from ..data.sources import gather_files
     from ..gan.train import train as run_training
 
     if steps is not None and epochs is not None:
-        raise InpaintsslError("give --steps or --epochs, not both")
+        raise click.UsageError("give --steps or --epochs, not both")
     if resume and overwrite:
-        raise InpaintsslError("give --resume or --overwrite, not both")
+        raise click.UsageError("give --resume or --overwrite, not both")
+    check_overrides(overrides)
     if resume and (out / "config.json").is_file():
         cfg = load_config(out / "config.json")
         if preset is not None and preset != cfg.preset:
@@ -60,12 +79,14 @@ def train(preset, data, out, steps, epochs, mask, overrides, resume, overwrite, 
         cfg = get_preset(preset or "m1")
     if mask is not None:
         cfg.mask.kind = mask
+    if device is not None:
+        cfg.train.device = device
     apply_overrides(cfg, overrides)
     sources = list(data)
     if steps is not None:
         cfg.train.steps = steps
     elif epochs is not None:
-        from ..data.cache import is_cache_dir, read_index
+        from ..data.sources import is_cache_dir, read_index
         if len(sources) == 1 and is_cache_dir(sources[0]):        # a prepared cache: its image count
             n = int(read_index(sources[0])["count"])
         else:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..config import PRESETS
 from ..errors import InpaintsslError
-from .base import Group, cli
+from .base import Group, cli, device_option, preset_option, progress_option
 
 
 @cli.group(cls=Group)
@@ -36,9 +35,9 @@ def _transfer_options(f):
         click.option("--ap", "ap_method", type=click.Choice(["all", "11point"]), default="all", show_default=True,
                      help="AP interpolation: VOC2010+ all-point or VOC2007 11-point"),
         click.option("--workers", type=int, default=2, show_default=True, help="data loader worker processes"),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda"),
+        device_option(),
         click.option("--overwrite", is_flag=True, help="replace existing results in --out"),
-        click.option("--no-progress", is_flag=True, help="no progress bars"),
+        progress_option("no progress bars"),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -59,9 +58,8 @@ def _transfer_setup(data, train_split, test_split, labels, **kw):
 
 @transfer.command("train")
 @click.option("--init", required=True, help="inpainting run folder or checkpoint file, or 'random'")
-@click.option("--preset", default=None,
-              help=f"architecture for --init random (one of: {', '.join(PRESETS)}; default m1); with a "
-                   "checkpoint it must match the checkpoint's")
+@preset_option(None, help="architecture for --init random (default m1); with a checkpoint it must match the "
+                          "checkpoint's")
 @_transfer_options
 def transfer_train(init, preset, data, train_split, test_split, out, labels, overwrite, no_progress, **kw):
     """Train one classifier (encoder from --init + new head) on --train-split; evaluate on --test-split."""

@@ -27,9 +27,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..data.cache import is_cache_dir
 from ..config import Config, apply_overrides, get_preset
-from ..data.folder import gather_files
+from ..data.sources import gather_files, is_cache_dir
 from ..errors import InpaintsslError
 from .evaluate import check_dependencies, parse_baselines, run_evaluation
 from .plots import read_metrics
@@ -115,11 +114,13 @@ def run_ablation(sources: Sequence[Path], out: Path, eval_sources: Sequence[Path
                  size: int = 32, steps: int = 300, seed: int = 0, batch: int | None = None,
                  overrides: Sequence[str] = (), also: Sequence[str] = (), baselines: Sequence[str] | str = ("telea", "ns", "mean"),
                  limit: int | None = 40, grid_rows: int = 8, resume: bool = False, overwrite: bool = False,
-                 progress: bool = False, log=print) -> dict:
+                 device: str | None = None, progress: bool = False, log=print) -> dict:
     """Train M1, M2, M3 (and the ``also`` presets) into ``out/runs/<name>``, evaluate them, write ``out/report.md`` & co.
 
     ``resume`` continues (or keeps, if already finished) runs that have a ``latest.pt``; ``overwrite``
-    replaces existing runs and report. Returns {"runs", "report", "summary"}.
+    replaces existing runs and report. ``device`` (auto, cpu, cuda, cuda:N; None = each config's
+    ``train.device``) trains and scores. Returns
+    {"runs", "report", "summary"}.
     """
     out = Path(out)
     if not sources:
@@ -145,6 +146,7 @@ def run_ablation(sources: Sequence[Path], out: Path, eval_sources: Sequence[Path
     runs, seconds = {}, {}
     for name, cfg in cfgs.items():
         run_dir = out / "runs" / name
+        cfg.train.device = device or cfg.train.device
         again = resume and (run_dir / "checkpoints" / "latest.pt").is_file()
         log(f"== {name} ({cfg.preset}): {'resuming' if again else 'training'} {cfg.train.steps} steps -> {run_dir}")
         summary = train(cfg, run_dir, [Path(s) for s in sources], resume=again, overwrite=overwrite,
@@ -152,7 +154,8 @@ def run_ablation(sources: Sequence[Path], out: Path, eval_sources: Sequence[Path
         runs[name], seconds[name] = run_dir, summary.get("seconds")    # None: already finished, kept
     log(f"== evaluating {', '.join(cfgs)}" + (f" and {', '.join(baselines)}" if baselines else ""))
     result = run_evaluation(list(runs.values()), list(eval_sources or sources), baselines, mask="center",
-                            limit=limit, seed=seed, size=size, grid_rows=grid_rows, log=log)
+                            limit=limit, seed=seed, size=size, device=device or "auto", grid_rows=grid_rows, log=log,
+                            progress=progress)
     intro = training_section(cfgs, runs, seconds, sources, eval_sources)
     title = " / ".join(["M1", "M2", "M3", *also])
     paths = write_report(result, out, title=f"Ablation {title} at {size} px (paper sections 5.4 and 6.1)",

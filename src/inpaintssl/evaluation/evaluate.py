@@ -7,8 +7,9 @@
 Protocol (the same for every method):
 
 1. the photos under ``sources`` are listed recursively in sorted order; each is decoded (EXIF
-   orientation applied), centre-cropped to a square of its shorter side and resized to the *eval size*
-   S x S with Pillow's bicubic filter (antialiased when shrinking). S is ``size`` if given, else the
+   orientation applied, full resolution: no JPEG draft decoding), centre-cropped to a square of its
+   shorter side and resized to the *eval size* S x S by :func:`data.images.center_square` (bicubic,
+   antialiased, the same resize as training and ``prepare``). S is ``size`` if given, else the
    image size of the first checkpoint, else 128. Files that cannot be read are skipped, counted and
    listed; ``limit`` counts readable photos;
 2. mask i (``(S, S)`` bool, True = hole) is drawn by :func:`masks.make_masks` from a ``torch.Generator``
@@ -26,7 +27,8 @@ Methods (registry :data:`BASELINES`; checkpoints are named by their run folder):
   the hole touches the image border (their value moves its output by <= 3/255 there), which is one
   reason every method gets the same gray-filled input and never the original;
 * ``mean``: every hole pixel gets the mean colour of the photo's known pixels;
-* a checkpoint at the eval size runs its generator directly, batched, in eval mode (:func:`step.generate`);
+* a checkpoint at the eval size runs its generator directly, batched, in eval mode
+  (:meth:`Inpainter.generate`: bf16 autocast where the device computes it natively);
   a checkpoint trained at another size goes through :class:`inpaint.Inpainter`, which resizes a context
   window around the hole to its size and back. A patch-predicting M3 checkpoint only knows the central
   square, so it needs ``mask="center"``.
@@ -39,19 +41,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sys
+
 import numpy as np
 import torch
-from PIL import Image
+from tqdm import tqdm
 
 from ..errors import InpaintsslError
 from .metrics import METRIC_KEYS, image_metrics, uint8_to_unit
-from ..data.images import list_images, open_image, to_tensor, to_uint8
+from ..data.images import center_square, list_images, open_image, to_tensor, to_uint8
 from ..gan.inpainter import Inpainter
 from ..gan.masks import make_masks, step_generator
-from ..gan.step import generate
 
 EVAL_MASK_STREAM = 5            # step_generator stream reserved for evaluation masks (training uses 0 and 2)
-MASK_KINDS = ("center", "rect", "freeform")
+MASK_KINDS = ("center", "rect", "freeform", "mixed")       # mixed: each photo draws one of the other three
 OPENCV_RADIUS = 3               # cv2.inpaint's neighbourhood radius in pixels (OpenCV's documented example)
 HOLE_GRAY = 128                 # what the corrupted image shows in the hole
 DEFAULT_SIZE = 128
@@ -64,17 +67,14 @@ Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def load_eval_image(path: Path, size: int) -> np.ndarray:
     """Centre square crop of the photo, resized to (size, size, 3) uint8. Raises InpaintsslError."""
-    img = open_image(path, draft=size)
-    side = min(img.width, img.height)
-    left, top = (img.width - side) // 2, (img.height - side) // 2
-    img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
-    return np.asarray(img, dtype=np.uint8).copy()
+    return np.asarray(center_square(open_image(path), size), dtype=np.uint8).copy()
 
 
 def load_eval_set(sources: Sequence[Path], size: int, limit: int | None = None,
-                  log=print) -> tuple[list[str], np.ndarray, list[str]]:
+                  log=print, progress: bool = False) -> tuple[list[str], np.ndarray, list[str]]:
     """(names, images (N, S, S, 3) uint8, skipped 'path: reason' lines). Names are relative to the source."""
     names, images, skipped = [], [], []
+    bar = tqdm(total=limit, desc="loading", unit="photo", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     for src in sources:
         src = Path(src)
         if not src.exists():
@@ -88,6 +88,8 @@ def load_eval_set(sources: Sequence[Path], size: int, limit: int | None = None,
                 skipped.append(str(e))
                 continue
             names.append(f.relative_to(src).as_posix() if src.is_dir() else f.name)
+            bar.update(1)
+    bar.close()
     if skipped:
         log(f"skipped {len(skipped)} unreadable file(s); they are listed in the report")
     if not images:
@@ -210,7 +212,7 @@ def checkpoint_method(model: Inpainter, size: int) -> Method:
     def fill(corrupted: np.ndarray, holes: np.ndarray) -> np.ndarray:
         x = torch.stack([to_tensor(img) for img in corrupted]).to(model.device)     # (N, 3, S, S)
         m = torch.from_numpy(holes).float()[:, None].to(model.device)              # (N, 1, S, S)
-        pred = generate(model.generator, x, m, model.cfg).float()                  # input is x * (1 - m)
+        pred = model.generate(x, m)                        # input is x * (1 - m); float32 at model.precision
         return np.stack([to_uint8(p) for p in pred])
     return fill
 
@@ -248,7 +250,8 @@ def unique_name(name: str, used: set[str]) -> str:
 
 def run_evaluation(checkpoints: Sequence[Path], sources: Sequence[Path], baselines: Sequence[str] = ("mean",),
                    mask: str = "center", limit: int | None = None, seed: int = 0, size: int | None = None,
-                   device: str = "auto", grid_rows: int = 8, batch_size: int = 32, log=print) -> EvalResult:
+                   device: str = "auto", grid_rows: int = 8, batch_size: int = 32, log=print,
+                   progress: bool = False) -> EvalResult:
     """Score every checkpoint and baseline on the same photos and masks (see the module docstring)."""
     baselines = parse_baselines(baselines)
     if not checkpoints and not baselines:
@@ -271,6 +274,8 @@ def run_evaluation(checkpoints: Sequence[Path], sources: Sequence[Path], baselin
             raise InpaintsslError(f"{path}: this checkpoint predicts only the central square patch (M3); "
                                   f"evaluate it with --mask center, not --mask {mask}")
         name = unique_name(model.name, used)
+        if (warning := model.hole_shape_warning(mask)) is not None:
+            log(warning)
         models.append((name, model, meta))
         if (run := run_folder(Path(path))) is not None:
             runs[name] = run
@@ -280,7 +285,7 @@ def run_evaluation(checkpoints: Sequence[Path], sources: Sequence[Path], baselin
     for name in baselines:
         methods[name], info[name] = BASELINES[name](), {"kind": "baseline"}
 
-    names, images, skipped = load_eval_set([Path(s) for s in sources], size, limit, log)
+    names, images, skipped = load_eval_set([Path(s) for s in sources], size, limit, log, progress)
     holes = eval_masks(mask, len(images), size, seed)
     corrupted = corrupt(images, holes)
     protocol = {"data": [str(s) for s in sources], "images": len(images), "skipped": len(skipped),
@@ -291,6 +296,8 @@ def run_evaluation(checkpoints: Sequence[Path], sources: Sequence[Path], baselin
     k = min(grid_rows, len(images))
     result = EvalResult(protocol, names, skipped, info=info, runs=runs,
                         grid_rows=[[images[i], corrupted[i]] for i in range(k)])
+    bar = tqdm(total=len(methods) * len(images), desc="scoring", unit="photo", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
     for name, method in methods.items():
         seconds, parts = 0.0, []
         for lo in range(0, len(images), batch_size):
@@ -306,8 +313,10 @@ def run_evaluation(checkpoints: Sequence[Path], sources: Sequence[Path], baselin
                                        torch.from_numpy(holes[sl])[:, None]))
             for i in range(lo, min(lo + len(comp), k)):
                 result.grid_rows[i].append(comp[i - lo])
+            bar.update(len(comp))
         result.scores[name] = {key: torch.cat([p[key] for p in parts]).numpy() for key in METRIC_KEYS}
         info[name]["seconds_per_image"] = seconds / len(images)      # the method alone, not the scoring
         log(f"{name}: PSNR(hole) {result.scores[name]['psnr_hole'].mean():.2f} dB, "
             f"SSIM(hole) {result.scores[name]['ssim_hole'].mean():.4f}")
+    bar.close()
     return result

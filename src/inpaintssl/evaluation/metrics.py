@@ -15,6 +15,16 @@ Definitions (per image; ``d = pred - target``; the hole has ``n`` pixels, so ``3
   whole map; ``ssim_hole`` is the mean of the map over the hole pixels only. A hole pixel's SSIM still
   looks at its 11 x 11 neighbourhood, so pixels near the hole's edge also see known context.
 
+* ``sharpness_hole`` (weight-free blur measure, hole only) = G(pred) / G(target), ``G`` the mean gradient
+  magnitude ``sqrt(dx**2 + dy**2)`` of the grayscale image (BT.601 luma 0.299 R + 0.587 G + 0.114 B:
+  blur shows in all channels alike and luma is where the eye sees detail) by forward differences, over
+  the hole pixels p whose right and lower neighbours are also in the hole (a difference across the
+  hole's edge measures the seam, not the fill). Both means get :data:`SHARPNESS_EPS` added, so a flat
+  or thinner-than-2-px hole scores 1. 1 = as sharp as the original, < 1 blurrier (L2-trained fills are),
+  > 1 more high-frequency energy than the original (noise, artefacts): **closer to 1 is better**
+  (:data:`TARGET_VALUE`; the report bolds the mean nearest 1). For a composite, ``pred`` is the
+  composite; only hole pixels enter, so this is the fill's sharpness.
+
 ``*_hole`` uses only pixels where ``hole == 1``; ``*_image`` uses every pixel. For an inpainting composite
 (prediction inside the hole, the original outside) the whole-image L1 / L2 equal the hole values times the
 hole's area fraction, while whole-image SSIM is pulled towards 1 by the untouched context.
@@ -39,8 +49,12 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03
 # (metric, region) pairs in report order; a metric key is f"{metric}_{region}"
 METRICS = ("psnr", "ssim", "l1", "l2")
 REGIONS = ("hole", "image")
-METRIC_KEYS = tuple(f"{m}_{r}" for r in REGIONS for m in METRICS)
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "l2": False}
+# sharpness (hole only) sits with the hole metrics: psnr_hole, ..., l2_hole, sharpness_hole, psnr_image, ...
+METRIC_KEYS = tuple(f"{m}_hole" for m in METRICS) + ("sharpness_hole",) + tuple(f"{m}_image" for m in METRICS)
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "l2": False, "sharpness": None}
+TARGET_VALUE = {"sharpness": 1.0}      # metrics whose best value is a target, not an extreme
+SHARPNESS_EPS = 1e-3                   # added to both mean gradient magnitudes (~1/4 grey level per pixel)
+LUMA = (0.299, 0.587, 0.114)           # ITU-R BT.601
 
 
 def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
@@ -61,6 +75,24 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     _, full = ssim(pred, target, gaussian_kernel=True, sigma=SSIM_SIGMA, data_range=1.0,
                    k1=SSIM_K1, k2=SSIM_K2, return_full_image=True)
     return full
+
+
+def mean_gradient_magnitude(images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """Mean luma gradient magnitude over the hole's interior pixels (see ``sharpness_hole``): (N,).
+
+    images: (N, 3, H, W) in [0, 1]; hole: (N, 1, H, W), 1 = hole."""
+    y = sum(w * images[:, c:c + 1] for c, w in enumerate(LUMA))         # (N, 1, H, W)
+    dx = y[..., :-1, 1:] - y[..., :-1, :-1]                             # (N, 1, H-1, W-1)
+    dy = y[..., 1:, :-1] - y[..., :-1, :-1]
+    inside = hole[..., :-1, :-1] * hole[..., :-1, 1:] * hole[..., 1:, :-1]   # p, p + x, p + y in the hole
+    mag = (dx.square() + dy.square()).sqrt() * inside
+    return mag.flatten(1).sum(1) / inside.flatten(1).sum(1).clamp_min(1.0)
+
+
+def sharpness_ratio(pred: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """``sharpness_hole``: (G(pred) + eps) / (G(target) + eps), (N,); 1 = as sharp as the target."""
+    return ((mean_gradient_magnitude(pred, hole) + SHARPNESS_EPS)
+            / (mean_gradient_magnitude(target, hole) + SHARPNESS_EPS))
 
 
 def image_metrics(pred: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -91,6 +123,7 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) 
         out[f"ssim_{region}"] = reduce(smap)
         out[f"l1_{region}"] = reduce(diff.abs())
         out[f"l2_{region}"] = l2
+    out["sharpness_hole"] = sharpness_ratio(pred, target, hole[:, :1])
     return {k: out[k] for k in METRIC_KEYS}
 
 

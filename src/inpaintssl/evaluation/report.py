@@ -8,7 +8,7 @@ Files (each written atomically, so a crash never leaves half a report):
                       best mean of each column in bold), unreadable files, the grid and the loss curves;
 * ``metrics.json``    ``{"protocol": {...}, "methods": {name: {metric_key: {"mean", "std"}}},
                       "method_info": {name: {...}}, "images": [...], "skipped": [...]}``;
-* ``per_image.csv``   one row per (image, method): ``image, method, psnr_hole, ..., l2_image``;
+* ``per_image.csv``   one row per (image, method): ``image, method, psnr_hole, ..., l2_image`` (METRIC_KEYS);
 * ``grid.png``        rows = the first ``grid_rows`` photos; columns = original, corrupted, each method's
                       composite; a header names the columns; tiles under 96 px are enlarged (nearest);
 * ``loss_curves.png`` only when a checkpoint came from a run folder with ``metrics.jsonl`` (:mod:`plots`).
@@ -28,13 +28,13 @@ from PIL import Image, ImageDraw, ImageFont
 from ..checkpoint import atomic_write_text
 from ..errors import InpaintsslError
 from .evaluate import EvalResult
-from .metrics import HIGHER_IS_BETTER, METRIC_KEYS, PSNR_CAP_DB
+from .metrics import HIGHER_IS_BETTER, METRIC_KEYS, PSNR_CAP_DB, TARGET_VALUE
 from ..data.images import make_grid, save_png
 
 REPORT_FILES = ("report.md", "metrics.json", "per_image.csv", "grid.png", "loss_curves.png")
 MIN_TILE = 96                    # grid tiles smaller than this are enlarged by an integer factor
-_HEADERS = {"psnr": "PSNR dB", "ssim": "SSIM", "l1": "L1", "l2": "L2 (MSE)"}
-_DIGITS = {"psnr": 2, "ssim": 4, "l1": 4, "l2": 5}
+_HEADERS = {"psnr": "PSNR dB", "ssim": "SSIM", "l1": "L1", "l2": "L2 (MSE)", "sharpness": "sharpness"}
+_DIGITS = {"psnr": 2, "ssim": 4, "l1": 4, "l2": 5, "sharpness": 3}
 
 
 def check_report_dir(out: Path, overwrite: bool) -> None:
@@ -70,15 +70,21 @@ def _fmt(key: str, stats: dict[str, float]) -> str:
 
 
 def metrics_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Markdown table: one row per method, one column per metric key, best mean in bold."""
+    """Markdown table: one row per method, one column per metric key, best mean in bold (for a metric
+    with a :data:`metrics.TARGET_VALUE`, e.g. sharpness: the mean closest to the target, marked →1)."""
     best = {}
     for key in METRIC_KEYS:
-        means = [s[key]["mean"] for s in summary.values()]
-        best[key] = max(means) if HIGHER_IS_BETTER[key.split("_")[0]] else min(means)
+        metric, means = key.split("_")[0], [s[key]["mean"] for s in summary.values()]
+        if metric in TARGET_VALUE:
+            best[key] = min(means, key=lambda v: abs(v - TARGET_VALUE[metric]))
+        else:
+            best[key] = max(means) if HIGHER_IS_BETTER[metric] else min(means)
     head = ["method"]
     for key in METRIC_KEYS:
         metric, region = key.split("_")
-        head.append(f"{_HEADERS[metric]} {region} {'↑' if HIGHER_IS_BETTER[metric] else '↓'}")
+        arrow = (f"→{TARGET_VALUE[metric]:g}" if metric in TARGET_VALUE
+                 else "↑" if HIGHER_IS_BETTER[metric] else "↓")
+        head.append(f"{_HEADERS[metric]} {region} {arrow}")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, s in summary.items():
         cells = [f"**{_fmt(k, s[k])}**" if len(summary) > 1 and s[k]["mean"] == best[k] else _fmt(k, s[k])
@@ -147,8 +153,11 @@ def write_report(result: EvalResult, out: Path, title: str = "Inpainting evaluat
            "the composite (its output inside the hole, the original outside).",
            f"- Pixel scale [0, 1]. L1 = mean |error|, L2 = mean squared error, PSNR = 10 log10(1 / L2), capped "
            f"at {PSNR_CAP_DB:.0f} dB; SSIM: Gaussian window sigma 1.5, per channel. `hole` = over the hole pixels "
-           "(SSIM: the SSIM map averaged over the hole pixels), `image` = over the whole image.",
-           "- Mean ± sample standard deviation over the photos; the best mean of each column is bold.", "",
+           "(SSIM: the SSIM map averaged over the hole pixels), `image` = over the whole image. Sharpness (hole) = "
+           "mean luma gradient magnitude of the composite in the hole / that of the original (1 = as sharp, "
+           "< 1 blurrier, > 1 noisier; closer to 1 is better).",
+           "- Mean ± sample standard deviation over the photos; the best mean of each column is bold "
+           "(sharpness: the mean closest to 1).", "",
            "## Results", "", metrics_table(summary), "", "Methods:", "", *_method_lines(result), ""]
     if result.skipped:
         md += [f"Skipped {len(result.skipped)} unreadable file(s):", "",

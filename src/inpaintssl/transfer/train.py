@@ -29,7 +29,10 @@ seed, so two runs with the same seed differ only in the encoder's starting point
 Optimisation (paper defaults): SGD, momentum 0.9, lr 0.005 (constant), batch 64, 14 epochs. Loss:
 binary cross-entropy per class for multi-label data, ignoring the (image, class) pairs labelled
 difficult; softmax cross-entropy for single-label data. The last incomplete training batch of an epoch
-is dropped (batch norm needs full batches; the data order changes every epoch).
+is dropped (batch norm needs full batches; the data order changes every epoch). With ``amp`` (default)
+the forward passes run under bf16 autocast with channels_last where the device computes bf16 natively
+(:func:`gan.step.resolve_precision`, as in inpainting training); loss, scores, weights, batch-norm
+statistics and the SGD momentum stay fp32. The loader workers live for the whole fit.
 """
 
 from __future__ import annotations
@@ -53,13 +56,14 @@ from tqdm import tqdm
 from ..checkpoint import atomic_write_text, check_compatible, generator_weights, load_checkpoint, save_checkpoint
 from ..config import ModelConfig, config_from_dict, config_to_dict, get_preset
 from ..errors import InpaintsslError
-from ..gan.models import Generator, init_weights
-from ..gan.step import pick_device
+from ..gan.models import Generator, init_weights, run_encoder
+from ..gan.step import autocast, pick_device, resolve_precision
 from .metrics import AP_METHODS, classification_metrics, reference_levels
 from .voc import ClassificationDataset, EpochSampler, LabelledImages
 
 MODES = ("finetune", "linear")
 RUN_FILES = ("config.json", "history.jsonl", "metrics.json", "classifier.pt", "history.png")
+COMPARE_FILES = ("report.md", "metrics.json", "history.png", "pretrained", "random")
 
 
 @dataclass
@@ -75,8 +79,9 @@ class TransferConfig:
     head_pool: int = 2            # max-pool (maxout) group size between the two FC layers
     crop_min: float = 0.6         # train crop side in [crop_min, 1] x the shorter side; test: centre square
     seed: int = 0
-    workers: int = 2              # DataLoader worker processes
+    workers: int = 2              # DataLoader worker processes (kept alive across epochs)
     device: str = "auto"
+    amp: bool = True              # bf16 autocast + channels_last where the device computes bf16 natively
     ap_method: str = "all"        # all (VOC2010+ all-point) | 11point (VOC2007)
 
     def validate(self) -> "TransferConfig":
@@ -131,9 +136,7 @@ class Classifier(nn.Module):
         """(B, 3, S, S) -> (B, bottleneck, 1, 1)."""
         if self.model_cfg.mask_channel:
             x = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)   # no hole anywhere
-        for layer in self.encoder:
-            x = layer(x)
-        return self.bottleneck(x)
+        return run_encoder(self.encoder, self.bottleneck, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))        # (B, C) logits
@@ -199,55 +202,67 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor, multilabel: 
     return (bce * keep).sum() / keep.sum().clamp(min=1.0)
 
 
-def _scores(logits: torch.Tensor, multilabel: bool) -> np.ndarray:
-    return (torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)).float().cpu().numpy()
-
-
 def run_epoch(model: Classifier, loader: DataLoader, device: torch.device, multilabel: bool,
               optimizer: torch.optim.Optimizer | None = None, progress: bool = False,
-              desc: str = "") -> tuple[float, np.ndarray, np.ndarray]:
-    """One pass; trains when ``optimizer`` is given. Returns (mean loss, (N, C) scores, (N, C) labels)."""
+              desc: str = "", precision: str = "fp32") -> tuple[float, np.ndarray, np.ndarray]:
+    """One pass; trains when ``optimizer`` is given. Returns (mean loss, (N, C) scores, (N, C) labels).
+
+    The forward pass runs at ``precision`` ("bf16": autocast, channels_last images); the loss and the
+    scores are float32. Loss sums and scores stay on the device and reach the host once, at the end
+    (no per-batch synchronisation); a non-finite loss in any batch makes the mean non-finite, which
+    stops the run here, at the granularity of the per-epoch report."""
     training = optimizer is not None
     model.train(training)
-    total, count, all_scores, all_labels = 0.0, 0, [], []
+    total, count, all_scores, all_labels = torch.zeros((), device=device), 0, [], []
     with torch.set_grad_enabled(training):
         for images, labels in tqdm(loader, disable=not progress, desc=desc, leave=False, file=sys.stderr):
-            images, labels = images.to(device), labels.to(device)
-            logits = model(images)
-            loss = classification_loss(logits, labels, multilabel)
-            if not torch.isfinite(loss):
-                raise InpaintsslError(f"non-finite loss ({float(loss)}) while {'training' if training else 'testing'}"
-                                      "; lower --lr")
+            all_labels.append(labels)                                          # (B, C) int8, on the host
+            images = images.to(device, non_blocking=True)
+            if precision == "bf16":
+                images = images.contiguous(memory_format=torch.channels_last)
+            with autocast(device, precision):
+                logits = model(images)
+            logits = logits.float()                                            # (B, C)
+            loss = classification_loss(logits, labels.to(device, non_blocking=True), multilabel)
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            total += float(loss.detach()) * len(images)
+            total += loss.detach() * len(images)
             count += len(images)
-            all_scores.append(_scores(logits.detach(), multilabel))
-            all_labels.append(labels.cpu().numpy())
-    return total / max(count, 1), np.concatenate(all_scores), np.concatenate(all_labels)
+            all_scores.append((torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)).detach())
+    mean = float(total) / max(count, 1)                                         # the one host sync
+    if not math.isfinite(mean):
+        raise InpaintsslError(f"non-finite loss (mean {mean}) while {'training' if training else 'testing'}"
+                              "; lower --lr")
+    return mean, torch.cat(all_scores).cpu().numpy(), torch.cat(all_labels).numpy()
 
 
-def _loader(ds, cfg: TransferConfig, epoch: int | None) -> DataLoader:
-    """Training loader (epoch given: seeded order, full batches only) or evaluation loader (in order)."""
+def _loader(ds, cfg: TransferConfig, shuffle: bool, pin: bool = False, persistent: bool = False) -> DataLoader:
+    """Training loader (``shuffle``: :class:`EpochSampler` order, full batches only; set
+    ``loader.sampler.epoch`` before each pass) or evaluation loader (in order). ``persistent`` keeps the
+    worker processes between passes; ``pin``: page-locked batches (for CUDA)."""
     workers = min(cfg.workers, len(ds))
-    common = dict(num_workers=workers, persistent_workers=False, prefetch_factor=2 if workers else None)
-    if epoch is None:
+    common = dict(num_workers=workers, persistent_workers=persistent and workers > 0,
+                  prefetch_factor=2 if workers else None, pin_memory=pin)
+    if not shuffle:
         return DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, **common)
     batch = min(cfg.batch_size, len(ds))
-    return DataLoader(ds, batch_size=batch, sampler=EpochSampler(len(ds), cfg.seed, epoch), drop_last=True,
-                      **common)
+    return DataLoader(ds, batch_size=batch, sampler=EpochSampler(len(ds), cfg.seed), drop_last=True, **common)
 
 
-def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
+def prepare_out_dir(out_dir: Path, overwrite: bool, names: tuple[str, ...] = RUN_FILES,
+                    what: str = "a transfer run") -> None:
+    """Create ``out_dir``; if it already holds any of ``names`` (files or folders this tool writes), refuse
+    unless ``overwrite``, then delete just those."""
     out_dir = Path(out_dir)
-    existing = [n for n in RUN_FILES if (out_dir / n).exists()]
+    existing = [n for n in names if (out_dir / n).exists()]
     if existing and not overwrite:
-        raise InpaintsslError(f"{out_dir}: already holds a transfer run ({', '.join(existing)}); pass "
+        raise InpaintsslError(f"{out_dir}: already holds {what} ({', '.join(existing)}); pass "
                               "--overwrite to replace it or choose another --out")
     for name in existing:
-        (out_dir / name).unlink()
+        p = out_dir / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -263,11 +278,15 @@ def fit(model: Classifier, train_data: LabelledImages, test_data: LabelledImages
     if len(train_data.files) < 2:
         raise InpaintsslError("the training split needs at least 2 images")
     device = pick_device(cfg.device)
-    model.to(device)
+    precision = resolve_precision(device, cfg.amp)
+    model.to(device, memory_format=torch.channels_last if precision == "bf16" else torch.contiguous_format)
     size, multi, classes = model.model_cfg.image_size, train_data.multilabel, train_data.classes
     train_ds = ClassificationDataset(train_data, size, True, cfg.crop_min, cfg.seed)
     train_eval_ds = ClassificationDataset(train_data, size, False)
     test_ds = ClassificationDataset(test_data, size, False)
+    pin = device.type == "cuda"
+    train_loader = _loader(train_ds, cfg, True, pin, persistent=True)      # workers live for the whole fit
+    test_loader = _loader(test_ds, cfg, False, pin, persistent=True)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     meta = {"init": init, "transfer": dataclasses.asdict(cfg), "model": dataclasses.asdict(model.model_cfg),
@@ -279,11 +298,12 @@ def fit(model: Classifier, train_data: LabelledImages, test_data: LabelledImages
     with open(out_dir / "history.jsonl", "w") as hist_file:
         for epoch in range(cfg.epochs):
             t_epoch = time.perf_counter()
-            loss, scores, labels = run_epoch(model, _loader(train_ds, cfg, epoch), device, multi, optimizer,
-                                             progress, f"epoch {epoch + 1} train")
+            train_loader.sampler.epoch = epoch                               # this epoch's order and crops
+            loss, scores, labels = run_epoch(model, train_loader, device, multi, optimizer, progress,
+                                             f"epoch {epoch + 1} train", precision)
             tr = classification_metrics(scores, labels, classes, cfg.ap_method)
-            t_loss, t_scores, t_labels = run_epoch(model, _loader(test_ds, cfg, None), device, multi,
-                                                   progress=progress, desc=f"epoch {epoch + 1} test")
+            t_loss, t_scores, t_labels = run_epoch(model, test_loader, device, multi, None, progress,
+                                                   f"epoch {epoch + 1} test", precision)
             te = classification_metrics(t_scores, t_labels, classes, cfg.ap_method)
             row = {"epoch": epoch + 1, "train_loss": loss, "train_top1": tr["top1"], "train_map": tr["map"],
                    "test_loss": t_loss, "test_top1": te["top1"], "test_map": te["map"],
@@ -295,8 +315,9 @@ def fit(model: Classifier, train_data: LabelledImages, test_data: LabelledImages
             log(f"[{init or 'run'}] epoch {epoch + 1}/{cfg.epochs}: train loss {loss:.4f} top-1 "
                 f"{100 * tr['top1']:.1f}% mAP {100 * tr['map']:.1f}% | test loss {t_loss:.4f} top-1 "
                 f"{100 * te['top1']:.1f}% mAP {100 * te['map']:.1f}% ({row['seconds']:.1f} s)")
-    _, s, lab = run_epoch(model, _loader(train_eval_ds, cfg, None), device, multi, progress=progress,
-                          desc="final train eval")
+    del train_loader, test_loader                                             # their workers end here
+    _, s, lab = run_epoch(model, _loader(train_eval_ds, cfg, False, pin), device, multi, None, progress,
+                          "final train eval", precision)
     result = {"init": init, "mode": cfg.mode, "epochs": cfg.epochs, "image_size": size,
               "train": classification_metrics(s, lab, classes, cfg.ap_method),
               "test": te,                                       # the last epoch's test scores
@@ -335,14 +356,7 @@ def compare(train_data: LabelledImages, test_data: LabelledImages, ckpt: dict, c
     OUT/history.png (both runs), OUT/metrics.json. Returns {"pretrained": ..., "random": ...}."""
     from .report import plot_history, write_report
     out_dir = Path(out_dir)
-    existing = [n for n in ("report.md", "metrics.json", "history.png", "pretrained", "random")
-                if (out_dir / n).exists()]
-    if existing and not overwrite:
-        raise InpaintsslError(f"{out_dir}: already holds a comparison ({', '.join(existing)}); pass "
-                              "--overwrite to replace it or choose another --out")
-    for name in existing:
-        p = out_dir / name
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    prepare_out_dir(out_dir, overwrite, COMPARE_FILES, "a comparison")
     model_cfg = config_from_dict(ckpt["config"]).model
     results = {}
     for name, source in (("pretrained", ckpt), ("random", None)):

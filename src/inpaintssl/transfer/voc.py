@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config import DataConfig
-from ..data.folder import random_crop_flip
+from ..data.folder import epoch_permutation, random_crop_flip
 from ..errors import InpaintsslError
 from ..data.images import center_square, list_images, open_image, to_tensor
 
@@ -229,7 +229,7 @@ class ClassificationDataset(Dataset):
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """Yields ``(index, epoch)`` keys in a permutation seeded by ``(seed, epoch)``."""
+    """Yields ``(index, epoch)`` keys in :func:`data.folder.epoch_permutation` order (seeded by ``(seed, epoch)``)."""
 
     def __init__(self, n: int, seed: int, epoch: int = 0):
         self.n, self.seed, self.epoch = n, seed, epoch
@@ -238,8 +238,7 @@ class EpochSampler(torch.utils.data.Sampler):
         return self.n
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter([(int(i), self.epoch) for i in torch.randperm(self.n, generator=g)])
+        return iter([(int(i), self.epoch) for i in epoch_permutation(self.n, self.seed, self.epoch)])
 
 
 __all__ = ["VOC_CLASSES", "LabelledImages", "load_voc", "load_class_folders", "load_labelled",

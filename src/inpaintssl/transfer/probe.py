@@ -1,0 +1,237 @@
+"""Linear probes at several depths of a frozen encoder: the standard protocol of self-supervised papers.
+
+    feats = encoder_features(ckpt_or_None, model_cfg, data, grid=2, cache_dir=Path("features"))
+    result = linear_probe(feats_train["layer3"], train.labels, feats_test["layer3"], test.labels, seed=0)
+
+Features (:func:`encoder_features`): each photo's centre square, resized to the encoder's image size, goes
+through the generator's encoder **in eval mode** (batch norm uses its running statistics; no hole, so an
+M1/M2 encoder sees the whole photo); the output of every encoder layer ``layer1..layerN`` is average-pooled
+to a ``grid x grid`` map and flattened, the 1x1 bottleneck is flattened as it is (``bottleneck``). They are
+computed once per (encoder, split, size, grid) and cached as ``.npz`` files named by a hash of those, so a
+probe takes seconds. A random encoder is the DCGAN initialisation of the generator for a seed.
+
+Probe (:func:`linear_probe`), chosen so that it converges and needs no learning rate:
+
+* the features are standardised with the training split's mean and standard deviation, per feature,
+  computed in float64, a feature that is constant on the training split is set to 0. This is exact for
+  any scale: the random encoder's deep activations have a variance of ~1e-7 (its batch norm's initial
+  statistics do not normalise them), which an ``eps`` of 1e-5 would swamp;
+* an L2-regularised linear classifier: softmax cross-entropy (single-label data, top-1 accuracy) or one
+  logistic regression per class ignoring difficult labels (multi-label VOC, mAP), fitted on the whole
+  split at once with L-BFGS (strong Wolfe line search, float32) until the gradient's largest entry is
+  below ``tol``; the loss
+  is convex, so the optimum does not depend on a learning rate or on the start;
+* the weight decay is chosen on a **validation split** (``val_fraction`` of the training split, class-
+  stratified, seeded) from a log-spaced grid, by validation accuracy (mAP for multi-label); the probe is
+  then refitted on the whole training split with that weight decay and scored once on the test split.
+  The test split never takes part in a choice. The result reports the training loss and accuracy, the
+  validation score of every grid value, and whether L-BFGS converged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ..checkpoint import atomic_write, generator_weights
+from ..config import ModelConfig
+from ..errors import InpaintsslError
+from ..gan.models import Generator, init_weights
+from .metrics import classification_metrics
+from .voc import ClassificationDataset, LabelledImages
+
+WEIGHT_DECAYS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+
+
+@dataclass
+class ProbeConfig:
+    grid: int = 2                         # encoder layers are average-pooled to grid x grid
+    val_fraction: float = 0.2             # of the training split, for the weight-decay choice
+    weight_decays: tuple = WEIGHT_DECAYS  # L2 penalty grid (on the mean loss)
+    max_iter: int = 500                   # L-BFGS iterations
+    tol: float = 1e-4                     # stop when the gradient's max-abs is below this
+    batch_size: int = 128                 # feature extraction batch
+    workers: int = 0
+
+
+def build_encoder(model_cfg: ModelConfig, ckpt: dict | None, seed: int = 0) -> Generator:
+    """The generator (eval mode) whose encoder is probed: ``ckpt``'s weights (its EMA if kept), or the
+    seeded DCGAN initialisation when ``ckpt`` is None."""
+    torch.manual_seed(seed)
+    G = Generator(model_cfg)
+    init_weights(G)
+    if ckpt is not None:
+        G.load_state_dict(generator_weights(ckpt))
+    return G.eval()
+
+
+def encoder_id(model_cfg: ModelConfig, ckpt: dict | None, seed: int) -> str:
+    """Names an encoder for the feature cache: the checkpoint's path, step, size and mtime, or random + seed."""
+    if ckpt is None:
+        key = {"random": seed, "model": dataclasses.asdict(model_cfg)}
+    else:
+        path = Path(str(ckpt.get("path", "")))
+        stat = path.stat() if path.is_file() else None
+        key = {"path": str(path), "step": ckpt.get("step"), "mtime": stat.st_mtime_ns if stat else None,
+               "size": stat.st_size if stat else None}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def _extract(G: Generator, data: LabelledImages, grid: int, cfg: ProbeConfig) -> dict[str, np.ndarray]:
+    ds = ClassificationDataset(data, G.cfg.image_size, train=False)
+    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers)
+    out: dict[str, list[np.ndarray]] = {}
+    for x, _ in loader:
+        if G.cfg.mask_channel:
+            x = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)       # no hole anywhere
+        z, skips = G.encode(x)
+        for i, h in enumerate(skips, start=1):                           # (B, C_i, S/2^i, S/2^i)
+            out.setdefault(f"layer{i}", []).append(F.adaptive_avg_pool2d(h.float(), grid).flatten(1).numpy())
+        out.setdefault("bottleneck", []).append(z.float().flatten(1).numpy())
+    return {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}
+
+
+def encoder_features(model_cfg: ModelConfig, ckpt: dict | None, data: LabelledImages, cfg: ProbeConfig,
+                     seed: int = 0, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
+    """{layer name: (N, D) float32} for every encoder layer and the bottleneck (see the module docstring)."""
+    key = {"encoder": encoder_id(model_cfg, ckpt, seed), "files": [str(f) for f in data.files],
+           "grid": cfg.grid, "size": model_cfg.image_size, "version": 1}
+    name = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:20] + ".npz"
+    if cache_dir is not None and (Path(cache_dir) / name).is_file():
+        with np.load(Path(cache_dir) / name) as f:
+            return {k: f[k] for k in f.files}
+    feats = _extract(build_encoder(model_cfg, ckpt, seed), data, cfg.grid, cfg)
+    if cache_dir is not None:
+        buf = io.BytesIO()
+        np.savez(buf, **feats)
+        atomic_write(Path(cache_dir) / name, lambda f: f.write(buf.getvalue()))
+    return feats
+
+
+def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """(x - mean) / std with the training split's statistics (float64); constant features become 0."""
+    x = train.astype(np.float64)
+    mean, std = x.mean(0), x.std(0)
+    scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 0.0)
+    return [((a.astype(np.float64) - mean) * scale).astype(np.float32) for a in (train, *others)]
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices): ``fraction`` of each class (by first present label) held out."""
+    rng = np.random.default_rng(seed)
+    key = np.argmax(labels == 1, axis=1)
+    val = []
+    for c in np.unique(key):
+        idx = np.flatnonzero(key == c)
+        rng.shuffle(idx)
+        val.extend(idx[:int(round(fraction * len(idx)))])
+    val = np.sort(np.array(val, dtype=np.int64))
+    return np.setdiff1d(np.arange(len(labels)), val), val
+
+
+def _loss(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torch.Tensor, multilabel: bool) -> torch.Tensor:
+    logits = x @ W + b
+    if not multilabel:
+        return F.cross_entropy(logits, y.argmax(1))
+    keep = (y != 0).float()
+    bce = F.binary_cross_entropy_with_logits(logits, (y == 1).float(), reduction="none")
+    return (bce * keep).sum() / keep.sum().clamp(min=1.0)
+
+
+def fit_linear(x: np.ndarray, y: np.ndarray, multilabel: bool, weight_decay: float,
+               cfg: ProbeConfig, start: dict | None = None) -> dict:
+    """L-BFGS on the L2-regularised convex loss. Returns W, b, the final loss and convergence.
+
+    ``start`` (a previous result) warm-starts the weights: the loss is convex, so this changes only the
+    number of iterations, which matters along the weight-decay path."""
+    xt, yt = torch.from_numpy(x).float(), torch.from_numpy(y)
+    W0 = start["W"] if start is not None else torch.zeros(x.shape[1], y.shape[1])
+    b0 = start["b"] if start is not None else torch.zeros(y.shape[1])
+    W, b = W0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([W, b], lr=1, max_iter=cfg.max_iter, tolerance_grad=cfg.tol,
+                            tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = _loss(W, b, xt, yt, multilabel) + 0.5 * weight_decay * W.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        data_loss = float(_loss(W, b, xt, yt, multilabel))
+    grad = max(float(W.grad.abs().max()), float(b.grad.abs().max()))
+    iters = opt.state[opt._params[0]].get("n_iter", 0)
+    return {"W": W.detach(), "b": b.detach(), "train_loss": data_loss, "grad_max": grad,
+            "converged": grad <= cfg.tol * 10 or iters < cfg.max_iter, "iterations": int(iters)}
+
+
+def score(fit: dict, x: np.ndarray, labels: np.ndarray) -> dict:
+    logits = (torch.from_numpy(x).float() @ fit["W"] + fit["b"]).numpy()
+    return classification_metrics(logits, labels, tuple(map(str, range(labels.shape[1]))))
+
+
+def main_metric(metrics: dict, multilabel: bool) -> float:
+    return float(metrics["map"] if multilabel else metrics["top1"])
+
+
+def linear_probe(train_x: np.ndarray, train_labels: np.ndarray, test_x: np.ndarray, test_labels: np.ndarray,
+                 multilabel: bool, cfg: ProbeConfig = ProbeConfig(), seed: int = 0) -> dict:
+    """Weight decay chosen on a seeded validation split of the training split, refit on all of it, test once."""
+    if len(train_x) != len(train_labels) or len(test_x) != len(test_labels):
+        raise InpaintsslError("features and labels differ in length")
+    tr, va = stratified_split(train_labels, cfg.val_fraction, seed)
+    if len(va) == 0 or len(tr) == 0:
+        raise InpaintsslError(f"the training split ({len(train_labels)} images) is too small for a "
+                              f"{cfg.val_fraction:.0%} validation split")
+    xtr, xva = standardise(train_x[tr], train_x[va])
+    val_scores, f = {}, None
+    for wd in sorted(cfg.weight_decays, reverse=True):              # strong to weak penalty, warm-started
+        f = fit_linear(xtr, train_labels[tr], multilabel, wd, cfg, start=f)
+        val_scores[wd] = main_metric(score(f, xva, train_labels[va]), multilabel)
+    best = max(cfg.weight_decays, key=lambda wd: (val_scores[wd], wd))      # ties: the stronger penalty
+    xall, xte = standardise(train_x, test_x)
+    f = fit_linear(xall, train_labels, multilabel, best, cfg)
+    train_m, test_m = score(f, xall, train_labels), score(f, xte, test_labels)
+    return {"weight_decay": best, "val": {str(k): v for k, v in val_scores.items()},
+            "val_score": val_scores[best], "train_loss": f["train_loss"], "converged": f["converged"],
+            "iterations": f["iterations"], "train": _clean(train_m), "test": _clean(test_m),
+            "features": int(train_x.shape[1])}
+
+
+def _clean(m: dict) -> dict:
+    return {k: float(v) for k, v in m.items() if isinstance(v, (int, float, np.floating))}
+
+
+@dataclass
+class ProbeResult:
+    init: str
+    seed: int
+    layers: dict = field(default_factory=dict)        # layer -> linear_probe result
+
+
+def probe_layers(init: str, model_cfg: ModelConfig, ckpt: dict | None, train: LabelledImages,
+                 test: LabelledImages, cfg: ProbeConfig, seed: int, cache_dir: Path | None = None,
+                 log=print) -> ProbeResult:
+    """One encoder (a checkpoint, or random with ``seed``), every layer probed with validation seed ``seed``."""
+    enc_seed = seed if ckpt is None else 0
+    ftr = encoder_features(model_cfg, ckpt, train, cfg, enc_seed, cache_dir)
+    fte = encoder_features(model_cfg, ckpt, test, cfg, enc_seed, cache_dir)
+    out = ProbeResult(init, seed)
+    for layer in ftr:
+        r = linear_probe(ftr[layer], train.labels, fte[layer], test.labels, train.multilabel, cfg, seed)
+        out.layers[layer] = r
+        m = "map" if train.multilabel else "top1"
+        log(f"probe {init} seed {seed} {layer}: {r['features']} features, wd {r['weight_decay']:g}, "
+            f"train {100 * r['train'][m]:.1f}, test {100 * r['test'][m]:.1f} ({'map' if train.multilabel else 'top-1'})")
+    return out
