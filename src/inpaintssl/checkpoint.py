@@ -54,6 +54,19 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+def read_json_record(path: Path, fmt: str, unreadable: str, foreign: str) -> dict:
+    """A JSON object whose ``format`` field is ``fmt``; one-line errors (``unreadable`` / ``foreign`` say what
+    to do) for a file that cannot be read or parsed, and for one of another kind."""
+    import json
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InpaintsslError(f"{path}: cannot read ({e}); {unreadable}") from None
+    if not isinstance(record, dict) or record.get("format") != fmt:
+        raise InpaintsslError(f"{path}: {foreign}")
+    return record
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 

@@ -11,9 +11,9 @@ for training by :mod:`.cache`; this module holds only what both need, so ``impor
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ..checkpoint import read_json_record
 from ..errors import InpaintsslError
 from .images import IMAGE_EXTENSIONS, list_images
 
@@ -30,12 +30,8 @@ def is_cache_dir(path: Path) -> bool:
 def read_index(root: Path) -> dict:
     """The validated index of the cache in ``root``."""
     path = Path(root) / INDEX_NAME
-    try:
-        index = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InpaintsslError(f"{path}: cannot read the cache index ({e}); run 'inpaintssl prepare' again") from None
-    if not isinstance(index, dict) or index.get("format") != CACHE_FORMAT:
-        raise InpaintsslError(f"{path}: not an inpaintssl image cache index; run 'inpaintssl prepare'")
+    index = read_json_record(path, CACHE_FORMAT, "run 'inpaintssl prepare' again",
+                             "not an inpaintssl image cache index; run 'inpaintssl prepare'")
     if int(index.get("version", 0)) > CACHE_VERSION:
         raise InpaintsslError(f"{path}: cache version {index['version']} is newer than this inpaintssl reads "
                               f"({CACHE_VERSION}); upgrade inpaintssl or prepare the cache again")

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import atomic_write_text
+from ..checkpoint import atomic_write_text, read_json_record
 from ..data.images import list_images
 from ..data.sources import gather_files, is_cache_dir
 from ..errors import InpaintsslError
@@ -76,13 +76,8 @@ def read_state(out: Path) -> dict | None:
     path = Path(out) / STATE_FILE
     if not path.is_file():
         return None
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InpaintsslError(f"{path}: cannot read ({e}); pass --overwrite to start the reproduction again") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise InpaintsslError(f"{path}: not a stages file of 'inpaintssl reproduce'; choose another --out")
-    return state
+    return read_json_record(path, STATE_FORMAT, "pass --overwrite to start the reproduction again",
+                            "not a stages file of 'inpaintssl reproduce'; choose another --out")
 
 
 def saved_settings(out: Path) -> Settings:
