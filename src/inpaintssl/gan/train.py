@@ -317,6 +317,8 @@ def _run(cfg: Config, run_dir: Path, sources, resume: bool, overwrite: bool, pro
 
     # a collective (all_gather): no rank returns from it before rank 0 has called it, i.e. written latest.pt
     skipped_all = distributed.gather_strings(sorted(skipped), dist_info)
+    if dist_info.enabled:               # every rank done with gloo before any tears it down (an exit race
+        torch.distributed.barrier()     # aborted a rank once: "terminate called without an active exception")
     if skipped_all and main:
         (run_dir / "skipped_files.txt").write_text("".join(f"{p}\n" for p in skipped_all))
         log(f"skipped {len(skipped_all)} unreadable file(s) of {n_images}; list in {run_dir / 'skipped_files.txt'}")
