@@ -27,30 +27,10 @@ from inpaintssl.data.cache import CachedImages
 from inpaintssl.data.folder import ImageFolder
 from inpaintssl.data.sources import gather_files, is_cache_dir
 from inpaintssl.gan.models import Generator
-from inpaintssl.gan.step import generator_input, recompute_bn_stats, training_masks
+from inpaintssl.gan.step import recompute_bn_stats
+from inpaintssl.gan.train import ema_bn_inputs
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "inpaintssl" / "weights"
-
-
-@torch.no_grad()
-def recompute_bn(G: Generator, cfg, data: Path, batches: int, batch_size: int) -> None:
-    """Batch-norm running statistics of ``G`` = the cumulative average over ``batches`` training batches
-    (:func:`inpaintssl.gan.step.recompute_bn_stats`), from the start of the run's seeded data stream."""
-    S = cfg.model.image_size
-    if is_cache_dir(data):
-        ds = CachedImages(data, S, cfg.data, seed=cfg.train.seed)
-        get = lambda step: ds.batch(range(step * batch_size, (step + 1) * batch_size))  # noqa: E731
-    else:
-        ds = ImageFolder(gather_files([data]), S, cfg.data, seed=cfg.train.seed)
-        get = lambda step: torch.stack([ds[i][0] for i in range(step * batch_size, (step + 1) * batch_size)])  # noqa: E731
-
-    def inputs():
-        for step in range(batches):
-            real, mask = get(step), training_masks(cfg, step, batch_size)
-            yield generator_input(real, mask, cfg.model.mask_channel), mask
-
-    recompute_bn_stats(G, inputs())
-    G.eval()
 
 
 def main(argv=None):
@@ -67,7 +47,11 @@ def main(argv=None):
     G = Generator(cfg.model)
     G.load_state_dict(generator_weights(ckpt))
     if args.bn_batches > 0:
-        recompute_bn(G, cfg, args.data, args.bn_batches, cfg.train.batch_size)
+        S = cfg.model.image_size
+        ds = (CachedImages(args.data, S, cfg.data, seed=cfg.train.seed) if is_cache_dir(args.data) else
+              ImageFolder(gather_files([args.data]), S, cfg.data, seed=cfg.train.seed))
+        recompute_bn_stats(G, ema_bn_inputs(cfg, ds, slice(None), torch.device("cpu"), args.bn_batches))
+        G.eval()
     training = json.loads(args.training_json.read_text()) if args.training_json else {}
     training["bn_recomputed_batches"] = args.bn_batches
     info = export_bundled(G.state_dict(), ckpt["config"], ckpt["step"], training, args.out)

@@ -153,13 +153,13 @@ def train(cfg: Config, run_dir: Path, sources: list[Path] | None = None, resume:
         distributed.teardown(dist_info)
 
 
-def ema_bn_inputs(cfg: Config, ds, part: slice, device: torch.device):
+def ema_bn_inputs(cfg: Config, ds, part: slice, device: torch.device, batches: int = EMA_BN_BATCHES):
     """Generator arguments ``(x, mask)`` (this rank's shard, as :func:`step.generate` passes them) of the
-    run's first :data:`EMA_BN_BATCHES` steps: the images and masks those steps trained on, rebuilt from
-    the seeded data order (``ds`` is an ImageFolder or CachedImages; neither the loader nor any random
-    state is touched)."""
+    run's first ``batches`` steps: the images and masks those steps trained on, rebuilt from the seeded
+    data order (``ds`` is an ImageFolder or CachedImages; neither the loader nor any random state is
+    touched)."""
     b = cfg.train.batch_size
-    for step in range(EMA_BN_BATCHES):
+    for step in range(batches):
         real = ds.batch(range(step * b, (step + 1) * b)[part]).to(device)
         mask = training_masks(cfg, step, b)[part].to(device)
         yield generator_input(real, mask, cfg.model.mask_channel), mask
