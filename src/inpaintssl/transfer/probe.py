@@ -46,6 +46,7 @@ from ..checkpoint import atomic_write, generator_weights
 from ..config import ModelConfig
 from ..errors import InpaintsslError
 from ..gan.models import Generator, init_weights
+from ..gan.step import generator_input
 from .metrics import classification_metrics
 from .voc import ClassificationDataset, LabelledImages
 
@@ -92,9 +93,7 @@ def _extract(G: Generator, data: LabelledImages, grid: int, cfg: ProbeConfig) ->
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers)
     out: dict[str, list[np.ndarray]] = {}
     for x, _ in loader:
-        if G.cfg.mask_channel:
-            x = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)       # no hole anywhere
-        z, skips = G.encode(x)
+        z, skips = G.encode(generator_input(x, torch.zeros_like(x[:, :1]), G.cfg.mask_channel))  # no hole
         for i, h in enumerate(skips, start=1):                           # (B, C_i, S/2^i, S/2^i)
             out.setdefault(f"layer{i}", []).append(F.adaptive_avg_pool2d(h.float(), grid).flatten(1).numpy())
         out.setdefault("bottleneck", []).append(z.float().flatten(1).numpy())

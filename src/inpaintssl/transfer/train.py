@@ -57,7 +57,7 @@ from ..checkpoint import atomic_write_text, check_compatible, generator_weights,
 from ..config import ModelConfig, config_from_dict, config_to_dict, get_preset
 from ..errors import InpaintsslError
 from ..gan.models import Generator, init_weights, run_encoder
-from ..gan.step import autocast, pick_device, resolve_precision
+from ..gan.step import autocast, generator_input, pick_device, resolve_precision
 from .metrics import AP_METHODS, classification_metrics, reference_levels
 from .voc import ClassificationDataset, EpochSampler, LabelledImages
 
@@ -134,8 +134,7 @@ class Classifier(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, bottleneck, 1, 1)."""
-        if self.model_cfg.mask_channel:
-            x = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)   # no hole anywhere
+        x = generator_input(x, torch.zeros_like(x[:, :1]), self.model_cfg.mask_channel)   # no hole anywhere
         return run_encoder(self.encoder, self.bottleneck, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
