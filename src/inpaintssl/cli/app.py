@@ -87,10 +87,17 @@ def _server_options(f):
 @_server_options
 def serve_cmd(checkpoint, host, port, max_upload_mb, max_queue, device):
     """Browser demo + HTTP API (POST /api/inpaint) for a trained model. Needs the [demo] extra."""
-    from ..gan.inpainter import Inpainter
-    from ..app.serve import _require_demo_stack, run_server
+    from ..app.serve import _require_demo_stack
 
     _require_demo_stack()
+    _serve(checkpoint, device, host, port, max_upload_mb, max_queue)
+
+
+def _serve(checkpoint, device, host, port, max_upload_mb, max_queue) -> None:
+    """Load the model (one warning line if it only knows centre holes: people paint anything), then serve."""
+    from ..app.serve import run_server
+    from ..gan.inpainter import Inpainter
+
     model = Inpainter.from_checkpoint(checkpoint, device=device)
     warning = model.hole_shape_warning("painted")
     if warning:
@@ -114,14 +121,12 @@ def demo_cmd(checkpoint, preset, steps, cache_dir, retrain, no_progress, host, p
              device):
     """The one command to try it: serve the bundled model in the browser (or --checkpoint, or --retrain)."""
     from ..app.demo import default_cache_dir, ensure_demo_run
-    from ..gan.inpainter import Inpainter
-    from ..app.serve import _require_demo_stack, run_server
+    from ..app.serve import _require_demo_stack
 
     _require_demo_stack()
     if checkpoint is None and not retrain:
         checkpoint = Path("bundled")
     elif checkpoint is None:
         checkpoint = ensure_demo_run((cache_dir or default_cache_dir()) / "demo-run", preset, steps, retrain,
-                                     progress=not no_progress, log=lambda msg: click.echo(msg, err=True))
-    run_server(Inpainter.from_checkpoint(checkpoint, device=device), host, port, max_upload_mb, max_queue,
-               echo=click.echo)
+                                     progress=not no_progress, log=echo_err)
+    _serve(checkpoint, device, host, port, max_upload_mb, max_queue)
