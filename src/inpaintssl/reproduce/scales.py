@@ -14,10 +14,12 @@ Why these values (:data:`SCALES`):
 
 * ``tiny``  32 px, 100 steps per model, 1 transfer epoch on 160 photos per VOC split: the whole pipeline
   in a few minutes on 2 CPU cores (the test runs it); numbers at this scale mean nothing.
-* ``cpu``   64 px (``m1-64`` & co.), 2,000 steps x 32 images per model (about 53 epochs of 1,200 photos):
-  a 64 px M1 step is ~0.21 s (150 images/s, bf16, one thread), M2 ~0.65x, M3 ~0.4x of that, plus photo
-  decoding, so the four runs take ~25-40 min, the evaluation on ~1,000 photos ~5 min and the transfer
-  (14 epochs x 2 runs on 941 + 966 VOC photos, a few seconds an epoch) ~5 min: about an hour in all.
+* ``cpu``   64 px (``m1-64`` & co.), 1,200 steps x 32 images per model (about 32 epochs of 1,200 photos;
+  the step count of the README's 64 px ablation, so its numbers compare). Sized for a 2-core machine
+  without native bf16: there a 64 px M1 step takes ~1.3 s in fp32 on one thread (25 images/s measured on
+  an AVX2 EPYC core; ~150 images/s with bf16 on AVX-512 BF16), M2 ~0.65x, M3 ~0.4x of that, so the four
+  runs take ~40-80 min (2 or 1 threads), the evaluation on ~1,000 photos ~5 min and the transfer
+  (14 epochs x 2 runs on 941 + 966 VOC photos) ~10 min: about an hour in all.
 * ``paper`` 128 px, the paper's ``m1``/``m2``/``m3`` (width 64, bottleneck 4000, batch 64) and transfer
   settings (SGD lr 0.005, momentum 0.9, batch 64, 14 epochs), 20,000 steps (1.3 M images, ~15 epochs of
   COCO-2014 train; the paper gives 13 h on a 2070 SUPER, not a step count): for a GPU.
@@ -60,7 +62,7 @@ class Scale:
 SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", 32, 100, 32, 4, 1, 32, 0.005, 160, 0, ("telea", "ns", "mean"), 0.05, 0.006,
                   "a few minutes on 2 CPU cores (a smoke test of the pipeline)"),
-    "cpu": Scale("cpu", 64, 2000, None, 8, 14, 64, 0.005, None, 2, ("telea", "ns", "mean"), 0.045, 0.004,
+    "cpu": Scale("cpu", 64, 1200, None, 8, 14, 64, 0.005, None, 2, ("telea", "ns", "mean"), 0.045, 0.004,
                  "about an hour on 2 CPU cores"),
     "paper": Scale("paper", 128, 20000, None, 8, 14, 64, 0.005, None, 4, ("telea", "ns", "mean"), 0.02, 0.002,
                    "the paper's settings, for a GPU"),
