@@ -79,6 +79,18 @@ def test_constant_shift_has_known_psnr():
     assert math.isclose(m["l2_image"].item(), mean_squared_error(target[0].numpy(), pred[0].numpy()), rel_tol=1e-9)
 
 
+def test_separable_ssim_equals_torchmetrics_map():
+    tm = pytest.importorskip("torchmetrics.functional.image", reason="torchmetrics not installed (test extra)")
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(4, 3, 40, 33, generator=g, dtype=torch.float64)
+    pred = (target + 0.2 * torch.randn(4, 3, 40, 33, generator=g, dtype=torch.float64)).clamp(0, 1)
+    _, ref = tm.structural_similarity_index_measure(pred, target, gaussian_kernel=True, sigma=1.5,
+                                                    data_range=1.0, return_full_image=True)
+    ours = ssim_map(pred, target)
+    assert ours.shape == ref.shape and torch.allclose(ours, ref, rtol=0, atol=1e-12)
+    assert ours.std() > 0.05                                  # a real map, not a constant
+
+
 def test_ssim_agrees_with_scikit_image():
     clean = _photos(2, seed=3)
     noise = np.random.default_rng(0).integers(-30, 31, clean.shape)

@@ -167,14 +167,9 @@ def parse_baselines(text: str | Sequence[str] | None) -> list[str]:
 
 
 def check_dependencies(baselines: Sequence[str]) -> None:
-    """Fail early (before any training or loading) if a baseline or SSIM lacks its optional package."""
+    """Fail early (before any training or loading) if a baseline lacks its optional package."""
     for name in parse_baselines(baselines):
         BASELINES[name]()
-    try:
-        import torchmetrics  # noqa: F401
-    except ImportError:
-        raise InpaintsslError("evaluation needs torchmetrics (for SSIM), which is not installed: "
-                              "pip install 'inpaintssl[eval]'") from None
 
 
 def checkpoint_name(path: Path) -> str:

@@ -10,9 +10,9 @@ Definitions (per image; ``d = pred - target``; the hole has ``n`` pixels, so ``3
 * ``psnr_*`` ``10 log10(1 / max(l2, 1e-10))`` dB for a peak of 1. The MSE floor **caps PSNR at 100 dB**
   (:data:`PSNR_CAP_DB`), so identical images score 100 instead of infinity and means stay finite;
 * ``ssim_*`` the SSIM map of Wang et al. (2004) -- Gaussian window sigma 1.5 (11 taps), K1 = 0.01,
-  K2 = 0.03, data range 1, population (co)variances -- computed per channel by torchmetrics with
-  reflection padding, so the map has one value per pixel and channel. ``ssim_image`` is the mean of the
-  whole map; ``ssim_hole`` is the mean of the map over the hole pixels only. A hole pixel's SSIM still
+  K2 = 0.03, data range 1, population (co)variances -- computed per channel with reflection padding (the
+  map of torchmetrics' ``structural_similarity_index_measure``, tested), so the map has one value per
+  pixel and channel. ``ssim_image`` is the mean of the whole map; ``ssim_hole`` is the mean of the map over the hole pixels only. A hole pixel's SSIM still
   looks at its 11 x 11 neighbourhood, so pixels near the hole's edge also see known context.
 
 * ``sharpness_hole`` (weight-free blur measure, hole only) = G(pred) / G(target), ``G`` the mean gradient
@@ -38,6 +38,7 @@ touches the border is scored like any other). ``tests/test_evaluate.py`` checks 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import InpaintsslError
 
@@ -62,19 +63,35 @@ def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(1.0 / mse.clamp_min(MSE_FLOOR))
 
 
+def gaussian_taps(sigma: float, dtype=torch.float64) -> torch.Tensor:
+    """The normalised 1-D Gaussian window of SSIM: ``2 * int(3.5 sigma + 0.5) + 1`` taps (11 for 1.5)."""
+    half = int(3.5 * sigma + 0.5)
+    x = torch.arange(-half, half + 1, dtype=dtype)
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+
 def ssim_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-pixel, per-channel SSIM. (N, C, H, W) in [0, 1] -> (N, C, H, W); needs H, W >= 6."""
-    try:
-        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
-    except ImportError:
-        raise InpaintsslError("SSIM needs torchmetrics, which is not installed; install the evaluation "
-                              "extra: pip install 'inpaintssl[eval]'") from None
+    """Per-pixel, per-channel SSIM. (N, C, H, W) in [0, 1] -> (N, C, H, W); needs H, W >= 6.
+
+    The 2-D Gaussian window is the outer product of :func:`gaussian_taps`, applied as two 1-D depthwise
+    convolutions (the same sums as the 11 x 11 window, ~5x fewer operations) in the input's dtype."""
     if min(pred.shape[-2:]) < 6:
         raise InpaintsslError(f"images of {pred.shape[-1]}x{pred.shape[-2]} px are too small for SSIM "
                               "(its reflection padding needs at least 6 px a side)")
-    _, full = ssim(pred, target, gaussian_kernel=True, sigma=SSIM_SIGMA, data_range=1.0,
-                   k1=SSIM_K1, k2=SSIM_K2, return_full_image=True)
-    return full
+    n, c = pred.shape[:2]
+    g = gaussian_taps(SSIM_SIGMA, pred.dtype).to(pred.device)
+    pad = (len(g) - 1) // 2
+    stack = torch.cat([pred, target, pred * pred, target * target, pred * target]).contiguous()
+    x = F.pad(stack, (pad, pad, pad, pad), mode="reflect")
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1).contiguous(), groups=c)
+    x = F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1).contiguous(), groups=c)
+    mu_p, mu_t, e_pp, e_tt, e_pt = x.split(n)
+    var_p = (e_pp - mu_p * mu_p).clamp_min(0.0)          # population variances, clamped like torchmetrics
+    var_t = (e_tt - mu_t * mu_t).clamp_min(0.0)
+    cov = e_pt - mu_p * mu_t
+    c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2                  # data range 1
+    return ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p * mu_p + mu_t * mu_t + c1) * (var_p + var_t + c2))
 
 
 def mean_gradient_magnitude(images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
