@@ -30,6 +30,8 @@ def _transfer_options(f):
         click.option("--lr", type=float, default=0.005, show_default=True, help="SGD learning rate (momentum 0.9)"),
         click.option("--weight-decay", type=float, default=5e-4, show_default=True, help="SGD weight decay"),
         click.option("--seed", type=int, default=0, show_default=True, help="seed of the head, data order, crops"),
+        click.option("--label-fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+                     help="train on this class-balanced fraction of the training split (seeded by --seed)"),
         click.option("--labels", type=click.Choice(["auto", "files", "xml"]), default="auto", show_default=True,
                      help="VOC labels from <class>_<split>.txt files or Annotations/*.xml (auto: files if present)"),
         click.option("--ap", "ap_method", type=click.Choice(["all", "11point"]), default="all", show_default=True,
@@ -53,7 +55,16 @@ def _transfer_setup(data, train_split, test_split, labels, **kw):
                          workers=kw["workers"], device=kw["device"]).validate()
     train_data = load_labelled(data, train_split, labels=labels)
     test_data = load_labelled(data, test_split, classes=train_data.classes, labels=labels)
-    return cfg, train_data, test_data
+    return cfg, label_fraction(train_data, kw["label_fraction"], kw["seed"]), test_data
+
+
+def label_fraction(train_data, fraction: float, seed: int):
+    """The training split, or its seeded class-balanced ``fraction`` (the low-label setting)."""
+    from ..transfer.voc import balanced_subset, subset
+    if fraction == 1:
+        return train_data
+    index = balanced_subset(train_data.labels, fraction, seed)
+    return subset(train_data, index, f"{len(index)} images: {fraction:.0%} of the labels, class-balanced, seed {seed}")
 
 
 @transfer.command("train")
@@ -90,4 +101,45 @@ def transfer_compare(init, data, train_split, test_split, out, labels, overwrite
                       log=lambda m: click.echo(m, err=True))
     for name, r in results.items():
         click.echo(f"{name:10s} test top-1 {100 * r['test']['top1']:.1f}%  mAP {100 * r['test']['map']:.1f}%")
+    click.echo(f"report: {out / 'report.md'}")
+
+
+@transfer.command("probe")
+@click.option("--init", "inits", multiple=True, required=True,
+              help="encoder to probe: a run folder, a checkpoint file, 'bundled' or 'random'; repeatable")
+@preset_option(None, help="architecture of --init random (default: the first checkpoint's, else m1-64)")
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="VOCdevkit/VOC20xx folder (mAP), or ROOT/<split>/<class>/ images (top-1), e.g. "
+                   "photo-pool/imagenette with --train-split train --test-split dev")
+@click.option("--train-split", default="trainval", show_default=True, help="split the probes are fitted on")
+@click.option("--test-split", default="test", show_default=True, help="split they are scored on, once")
+@click.option("--labels", type=click.Choice(["auto", "files", "xml"]), default="auto", show_default=True,
+              help="VOC labels from <class>_<split>.txt files or Annotations/*.xml")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="report folder")
+@click.option("--seeds", type=click.IntRange(1), default=3, show_default=True,
+              help="seeds 0..N-1 (validation split, label subset, random init's weights)")
+@click.option("--label-fraction", "fractions", multiple=True, type=click.FloatRange(0, 1, min_open=True),
+              help="fraction of the training labels (class-balanced, seeded); repeatable  [default: 1]")
+@click.option("--grid", type=click.IntRange(1, 8), default=2, show_default=True,
+              help="each encoder layer is average-pooled to GRID x GRID before the probe")
+@click.option("--cache", type=click.Path(path_type=Path), default=None,
+              help="feature cache folder (default OUT/features): a rerun only refits the probes")
+@click.option("--overwrite", is_flag=True, help="replace an existing probe report in --out")
+def transfer_probe(inits, preset, data, train_split, test_split, labels, out, seeds, fractions, grid, cache, overwrite):
+    """Linear probes on every encoder layer of several inits: OUT/report.md (layer x init table, mean ± std
+    over seeds, paired difference to random), OUT/probe_layers.png, OUT/probe_fractions.png, OUT/probes.json."""
+    from ..transfer.probe import ProbeConfig, compare_probes, resolve_inits
+    from ..transfer.probe_report import write_probe_report
+    from ..transfer.train import prepare_out_dir
+    from ..transfer.voc import load_labelled
+
+    train_data = load_labelled(data, train_split, labels=labels)
+    test_data = load_labelled(data, test_split, classes=train_data.classes, labels=labels)
+    resolved = resolve_inits(inits, preset)
+    prepare_out_dir(out, overwrite, ("report.md", "probes.json", "probe_layers.png", "probe_fractions.png"),
+                    "a probe report")
+    result = compare_probes(resolved, train_data, test_data, ProbeConfig(grid=grid), seeds=tuple(range(seeds)),
+                            fractions=tuple(sorted(set(fractions or (1.0,)))), cache_dir=cache or out / "features",
+                            log=lambda m: click.echo(m, err=True))
+    click.echo(write_probe_report(result, out))
     click.echo(f"report: {out / 'report.md'}")

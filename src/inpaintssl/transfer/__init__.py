@@ -3,7 +3,9 @@
 * :mod:`.voc`      PASCAL VOC and class-per-folder datasets, labels, the epoch sampler;
 * :mod:`.train`    the classifier (encoder + head), fine-tuning and the linear probe, ``compare``;
 * :mod:`.metrics`  per-class AP (VOC devkit), mAP, top-1 accuracy;
-* :mod:`.report`   the Table 3 report and the Figure 7 training history.
+* :mod:`.report`   the Table 3 report and the Figure 7 training history;
+* :mod:`.probe`    linear probes at every encoder depth (cached features, L-BFGS, validation-chosen decay);
+* :mod:`.probe_report` the layer x init table of `transfer probe` and its two figures.
 
 May import: ``inpaintssl.config`` / ``errors`` / ``checkpoint``, ``inpaintssl.data``, ``inpaintssl.gan``
 and ``inpaintssl.evaluation.plots`` (the figure writer). Never the app or the CLI.

@@ -34,7 +34,9 @@ import dataclasses
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +45,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..checkpoint import atomic_write, generator_weights
-from ..config import ModelConfig
+from ..config import ModelConfig, get_preset
 from ..errors import InpaintsslError
 from ..gan.models import Generator, init_weights
 from ..gan.step import generator_input
 from .metrics import classification_metrics
-from .voc import ClassificationDataset, LabelledImages
+from .voc import ClassificationDataset, LabelledImages, balanced_subset
 
 WEIGHT_DECAYS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -126,15 +128,9 @@ def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, validation indices): ``fraction`` of each class (by first present label) held out."""
-    rng = np.random.default_rng(seed)
-    key = np.argmax(labels == 1, axis=1)
-    val = []
-    for c in np.unique(key):
-        idx = np.flatnonzero(key == c)
-        rng.shuffle(idx)
-        val.extend(idx[:int(round(fraction * len(idx)))])
-    val = np.sort(np.array(val, dtype=np.int64))
+    """(train indices, validation indices): ``fraction`` of each class (by first present label), at least
+    one image of each, held out (:func:`.voc.balanced_subset`)."""
+    val = balanced_subset(labels, fraction, seed)
     return np.setdiff1d(np.arange(len(labels)), val), val
 
 
@@ -212,25 +208,67 @@ def _clean(m: dict) -> dict:
     return {k: float(v) for k, v in m.items() if isinstance(v, (int, float, np.floating))}
 
 
-@dataclass
-class ProbeResult:
-    init: str
-    seed: int
-    layers: dict = field(default_factory=dict)        # layer -> linear_probe result
+def init_name(init: str, used: set[str]) -> str:
+    """The report's name of ``--init``: ``random``, ``bundled``, a run folder's name or a file's stem."""
+    path = Path(init)
+    base = init if init in ("random", "bundled") else (path.name if path.is_dir() else path.stem)
+    name, k = base, 2
+    while name in used:
+        name, k = f"{base}-{k}", k + 1
+    used.add(name)
+    return name
 
 
-def probe_layers(init: str, model_cfg: ModelConfig, ckpt: dict | None, train: LabelledImages,
-                 test: LabelledImages, cfg: ProbeConfig, seed: int, cache_dir: Path | None = None,
-                 log=print) -> ProbeResult:
-    """One encoder (a checkpoint, or random with ``seed``), every layer probed with validation seed ``seed``."""
-    enc_seed = seed if ckpt is None else 0
-    ftr = encoder_features(model_cfg, ckpt, train, cfg, enc_seed, cache_dir)
-    fte = encoder_features(model_cfg, ckpt, test, cfg, enc_seed, cache_dir)
-    out = ProbeResult(init, seed)
-    for layer in ftr:
-        r = linear_probe(ftr[layer], train.labels, fte[layer], test.labels, train.multilabel, cfg, seed)
-        out.layers[layer] = r
-        m = "map" if train.multilabel else "top1"
-        log(f"probe {init} seed {seed} {layer}: {r['features']} features, wd {r['weight_decay']:g}, "
-            f"train {100 * r['train'][m]:.1f}, test {100 * r['test'][m]:.1f} ({'map' if train.multilabel else 'top-1'})")
-    return out
+def resolve_inits(inits: Sequence[str], preset: str | None = None) -> dict[str, tuple[ModelConfig, dict | None]]:
+    """{name: (model config, checkpoint or None)} for ``--init`` values (run folder, checkpoint file,
+    ``bundled`` or ``random``). ``random`` takes ``preset``'s architecture, else the first checkpoint's, else
+    ``m1-64``'s, so that it differs from the pretrained encoders in its weights only."""
+    if not inits:
+        raise InpaintsslError("give at least one --init (a run folder, a checkpoint, bundled or random)")
+    from .train import resolve_init
+    loaded = {i: (None if i == "random" else resolve_init(i, None)) for i in dict.fromkeys(inits)}
+    pretrained = [r for r in loaded.values() if r is not None]
+    arch = (get_preset(preset).model if preset else pretrained[0][0] if pretrained else get_preset("m1-64").model)
+    used: set[str] = set()
+    return {init_name(i, used): ((arch, None) if r is None else r) for i, r in loaded.items()}
+
+
+def compare_probes(inits: dict[str, tuple[ModelConfig, dict | None]], train: LabelledImages,
+                   test: LabelledImages, cfg: ProbeConfig = ProbeConfig(), seeds: Sequence[int] = (0, 1, 2),
+                   fractions: Sequence[float] = (1.0,), cache_dir: Path | None = None, log=print) -> dict:
+    """Every init x seed x label fraction x layer probed alike; a JSON-able record (see :mod:`.report`).
+
+    The seed draws the validation split and the label subset (:func:`.voc.balanced_subset`) and, for a
+    random init, the encoder's initialisation too: so every seed of every init sees the same images, and
+    ``init - random`` is paired by seed. A checkpoint's features are the same for all seeds (computed once)."""
+    metric = "map" if train.multilabel else "top1"
+    rows, timing = [], {}
+    for name, (model_cfg, ckpt) in inits.items():
+        t0 = time.perf_counter()
+        for seed in seeds:
+            enc_seed = seed if ckpt is None else 0
+            ftr = encoder_features(model_cfg, ckpt, train, cfg, enc_seed, cache_dir)
+            fte = encoder_features(model_cfg, ckpt, test, cfg, enc_seed, cache_dir)
+            for fraction in fractions:
+                idx = balanced_subset(train.labels, fraction, seed)
+                for layer in ftr:
+                    r = linear_probe(ftr[layer][idx], train.labels[idx], fte[layer], test.labels,
+                                     train.multilabel, cfg, seed)
+                    rows.append({"init": name, "seed": seed, "fraction": fraction, "layer": layer,
+                                 "train_images": int(len(idx)), "test": r["test"][metric],
+                                 "train": r["train"][metric], "val": r["val_score"], "train_loss": r["train_loss"],
+                                 "weight_decay": r["weight_decay"], "converged": r["converged"],
+                                 "iterations": r["iterations"], "features": r["features"]})
+                    log(f"probe {name} seed {seed} labels {fraction:g} {layer}: {r['features']} features, "
+                        f"wd {r['weight_decay']:g}, train {100 * r['train'][metric]:.1f}, "
+                        f"test {100 * r['test'][metric]:.1f} ({metric})")
+        timing[name] = time.perf_counter() - t0
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    return {"metric": metric, "classes": list(train.classes), "train_images": len(train.files),
+            "test_images": len(test.files), "train_labels": train.source, "test_labels": test.source,
+            "seeds": list(seeds), "fractions": list(fractions), "layers": layers, "inits": {
+                name: {"checkpoint": None if c is None else str(c.get("path")),
+                       "step": None if c is None else c.get("step"),
+                       "preset": None if c is None else c["config"].get("preset"),
+                       "image_size": m.image_size, "seconds": timing[name]} for name, (m, c) in inits.items()},
+            "probe": dataclasses.asdict(cfg), "rows": rows}

@@ -204,6 +204,32 @@ def load_labelled(root: Path, split: str, classes: tuple[str, ...] | None = None
     return load_class_folders(root, split, classes)
 
 
+def balanced_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded, class-balanced ``fraction`` of a split (the low-label setting).
+
+    Each image is keyed by its first present class (multi-label VOC: the first of its classes); from every
+    class ``max(1, round(fraction * n_class))`` images are drawn without replacement by a generator seeded
+    with ``seed`` alone, so a fraction and seed name the same subset on every machine. ``fraction`` 1 is
+    the whole split."""
+    if not 0 < fraction <= 1:
+        raise InpaintsslError(f"--label-fraction {fraction:g}: must be in (0, 1]")
+    if fraction == 1:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    key = np.argmax(labels == 1, axis=1)
+    keep = []
+    for c in np.unique(key):
+        idx = np.flatnonzero(key == c)
+        keep.extend(rng.permutation(idx)[:max(1, int(round(fraction * len(idx))))])
+    return np.sort(np.array(keep, dtype=np.int64))
+
+
+def subset(data: LabelledImages, index: np.ndarray, note: str) -> LabelledImages:
+    """The images ``index`` of a split, with ``note`` added to its label source."""
+    return LabelledImages([data.files[i] for i in index], data.labels[index], data.classes, data.multilabel,
+                          f"{data.source} ({note})")
+
+
 class ClassificationDataset(Dataset):
     """Training items are keyed ``(index, epoch)`` (random crop + flip); evaluation items by ``index``."""
 

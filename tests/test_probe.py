@@ -1,0 +1,116 @@
+"""Linear probes at every encoder depth (issue 14): label subsets, the multi-init comparison, its report, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import synthetic_photo
+from inpaintssl.cli import cli
+from inpaintssl.errors import InpaintsslError
+from inpaintssl.transfer.probe import ProbeConfig, compare_probes, encoder_features, resolve_inits
+from inpaintssl.transfer.probe_report import summarise, write_probe_report
+from inpaintssl.transfer.voc import balanced_subset, load_class_folders
+
+SMOKE_LAYERS = ["layer1", "layer2", "layer3", "bottleneck"]      # the 32 px smoke encoder
+
+
+def _one_hot(keys: np.ndarray, classes: int) -> np.ndarray:
+    return np.where(np.arange(classes)[None] == keys[:, None], 1, -1).astype(np.int8)
+
+
+def test_balanced_subset_is_seeded_and_class_balanced():
+    labels = _one_hot(np.repeat(np.arange(5), [40, 20, 20, 10, 3]), 5)
+    a, b, c = (balanced_subset(labels, 0.1, s) for s in (0, 0, 1))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    counts = np.bincount(np.argmax(labels[a] == 1, axis=1), minlength=5)
+    assert counts.tolist() == [4, 2, 2, 1, 1]            # round(0.1 n), at least one image of every class
+    assert np.array_equal(balanced_subset(labels, 1.0, 3), np.arange(len(labels)))
+    for bad in (0.0, 1.5):
+        with pytest.raises(InpaintsslError, match="label-fraction"):
+            balanced_subset(labels, bad, 0)
+
+
+def _bright_dark(root: Path, n: int) -> Path:
+    """ROOT/{train,dev}/{bright,dark}/: photo-like images whose class is their overall brightness."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "dev"):
+        for cls, gain in (("bright", 1.0), ("dark", 0.35)):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                img = synthetic_photo(rng, 40, 40).astype(np.float32) * gain
+                Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(root / split / cls / f"{i}.png")
+    return root
+
+
+def test_probes_compare_inits_layer_by_layer_and_pair_with_random(tmp_path, smoke_run):
+    data = _bright_dark(tmp_path / "data", 12)
+    train, test = load_class_folders(data, "train"), load_class_folders(data, "dev")
+    inits = resolve_inits([str(smoke_run), "random"])
+    assert list(inits) == ["smoke", "random"] and inits["random"][1] is None
+    assert inits["random"][0] == inits["smoke"][0]             # random takes the checkpoint's architecture
+    cfg = ProbeConfig(weight_decays=(1e-3, 1e-1), max_iter=100)
+    result = compare_probes(inits, train, test, cfg, seeds=(0, 1), fractions=(0.5, 1.0),
+                            cache_dir=tmp_path / "features", log=lambda *_: None)
+    assert result["layers"] == SMOKE_LAYERS and result["metric"] == "top1"
+    assert len(result["rows"]) == 2 * 2 * 2 * len(SMOKE_LAYERS)
+    half = [r for r in result["rows"] if r["fraction"] == 0.5]
+    assert {r["train_images"] for r in half} == {12}           # 6 of the 12 images of each class
+    summary = summarise(result)
+    layer1 = summary["cells"]["random"][1.0]["layer1"]
+    assert layer1["test"] > 90                                 # brightness is linearly readable from layer 1
+    c = summary["cells"]["smoke"][1.0]["layer2"]
+    score = {(r["init"], r["seed"]): r["test"] for r in result["rows"] if r["fraction"] == 1.0 and r["layer"] == "layer2"}
+    diffs = [100 * (score["smoke", s] - score["random", s]) for s in (0, 1)]
+    assert c["vs_random"] == pytest.approx(np.mean(diffs))
+    assert "vs_random" not in summary["cells"]["random"][1.0]["layer1"]
+
+    text = write_probe_report(result, tmp_path / "report")
+    for layer in SMOKE_LAYERS:
+        assert f"| {layer} |" in text
+    assert "**50% of the training labels**" in text and "Best layer per init (by validation)" in text
+    for name in ("probe_layers.png", "probe_fractions.png", "probes.json", "report.md"):
+        assert (tmp_path / "report" / name).stat().st_size > 100
+    saved = json.loads((tmp_path / "report" / "probes.json").read_text())
+    assert len(saved["rows"]) == len(result["rows"]) and "1.0" in saved["summary"]["cells"]["smoke"]
+
+    # the features were cached (checkpoint: one file per split; random: one per seed and split) and are reused
+    cached = sorted((tmp_path / "features").glob("*.npz"))
+    assert len(cached) == 2 + 2 * 2
+    model_cfg, ckpt = inits["smoke"]
+    fresh = encoder_features(model_cfg, ckpt, test, cfg)
+    stamp = [p.stat().st_mtime_ns for p in cached]
+    again = encoder_features(model_cfg, ckpt, test, cfg, cache_dir=tmp_path / "features")
+    assert [p.stat().st_mtime_ns for p in cached] == stamp
+    assert all(np.array_equal(fresh[k], again[k]) for k in fresh)
+
+
+def test_cli_probe_writes_a_report_and_keeps_it_without_overwrite(tmp_path, smoke_run):
+    data = _bright_dark(tmp_path / "data", 6)
+    args = ["transfer", "probe", "--init", str(smoke_run), "--init", "random", "--data", str(data),
+            "--train-split", "train", "--test-split", "dev", "--seeds", "2", "--out", str(tmp_path / "p")]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "| bottleneck |" in res.output and (tmp_path / "p" / "probe_layers.png").is_file()
+    before = (tmp_path / "p" / "report.md").read_bytes()
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1 and "--overwrite" in again.output
+    assert (tmp_path / "p" / "report.md").read_bytes() == before
+    bad = CliRunner().invoke(cli, args[:2] + ["--label-fraction", "0"] + args[2:])
+    assert bad.exit_code == 2 and "label-fraction" in bad.output
+
+
+def test_cli_transfer_train_label_fraction_trains_on_the_subset(tmp_path):
+    data = _bright_dark(tmp_path / "data", 10)
+    res = CliRunner().invoke(cli, ["transfer", "train", "--data", str(data), "--init", "random", "--preset", "smoke",
+                                   "--train-split", "train", "--test-split", "dev", "--epochs", "1", "--batch", "4",
+                                   "--workers", "0", "--label-fraction", "0.2", "--out", str(tmp_path / "run"),
+                                   "--no-progress"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["train"]["images"] == 4 and metrics["test"]["images"] == 20
