@@ -137,16 +137,24 @@ def test_patch_predictor_m3_with_partial_and_gated(conv):
     assert all(torch.isfinite(v) for v in logs.values()) and logs["mse_full"] == 0
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", [n for n in PRESETS if n != "m1-plus-64-pconv"])
 def test_presets_gain_the_new_keys_switched_off(name):
     d = config_to_dict(get_preset(name))
     for section, values in OFF.items():
         assert {k: d[section][k] for k in values} == values
 
 
+def test_the_partial_conv_preset_is_m1_plus_64_with_partial_convolutions():
+    plus, pconv = config_to_dict(get_preset("m1-plus-64")), config_to_dict(get_preset("m1-plus-64-pconv"))
+    assert pconv["model"] == dict(plus["model"], conv="partial")
+    assert {k: v for k, v in pconv.items() if k not in ("model", "preset")} == \
+        {k: v for k, v in plus.items() if k not in ("model", "preset")}
+
+
 # Recorded with the code before issue 15 (torch 2.13 CPU, fp32, one thread): train_step on the smoke preset,
-# batch 8 of torch.rand(seed 123), centre hole; two steps. A different torch build or CPU may round fp32
-# differently; then re-record from a commit before issue 15.
+# batch 8 of torch.rand(seed 123), centre hole; two steps. Bit-identical on the AVX-512 machine that recorded
+# them; a CPU with other fp32 kernels (AVX2 here: 2e-7 relative after one step, 1e-5 after two) rounds differently,
+# so the check allows 1e-4 relative, far below what a change to the losses or the network would move.
 BEFORE = {
     "m1": [{"d_global": 1.3449933528900146, "d_local": 1.2119975090026855, "g_adv_global": 2.1052350997924805,
             "g_adv_local": 2.894284725189209, "g_total": 0.24164554476737976, "hole_mse": 0.3451327979564667,
@@ -164,7 +172,7 @@ BEFORE = {
 
 
 @pytest.mark.parametrize("model", ["m1", "m3"])
-def test_default_options_give_bit_identical_losses(model):
+def test_default_options_give_the_losses_recorded_before_issue_15(model):
     over = ["train.amp=false"] + (["model.skips=false", "model.global_d=false", "model.predict=patch"]
                                   if model == "m3" else [])
     before = torch.get_num_threads()
@@ -176,7 +184,7 @@ def test_default_options_give_bit_identical_losses(model):
         mask[:, :, 8:24, 8:24] = 1
         for expected in BEFORE[model]:
             logs = train_step(state, torch.rand(8, 3, 32, 32, generator=g) * 2 - 1, mask)
-            assert {k: float(logs[k]) for k in expected} == expected
+            assert {k: float(logs[k]) for k in expected} == pytest.approx(expected, rel=1e-4, abs=1e-7)
     finally:
         torch.set_num_threads(before)
     keys = set(state.models["generator"].state_dict())
