@@ -14,12 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from inpaintssl.app.browser import CHROMIUM, CHROMIUM_ARGS, paint_stroke
 from inpaintssl.app.serve import ServerThread, create_app
 from inpaintssl.gan.inpainter import Inpainter
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def point(text: str) -> tuple[float, float]:
@@ -43,18 +40,12 @@ def main() -> None:
 
     model = Inpainter.from_checkpoint(args.checkpoint, device="cpu")
     with ServerThread(create_app(model)) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": args.width, "height": 800})
         page.goto(url)
         page.set_input_files("#file", str(args.photo))
         page.wait_for_function("document.body.dataset.state === 'ready'")
-        box = page.locator("#mask").bounding_box()
-        pts = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in args.stroke]
-        page.mouse.move(*pts[0])
-        page.mouse.down()
-        for p in pts[1:]:
-            page.mouse.move(*p, steps=8)
-        page.mouse.up()
+        paint_stroke(page, args.stroke)
         page.click("#inpaint")
         page.wait_for_function("document.body.dataset.state === 'done'", timeout=120_000)
         args.out.parent.mkdir(parents=True, exist_ok=True)

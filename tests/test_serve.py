@@ -37,9 +37,9 @@ from inpaintssl.data.folder import embedded_photos  # noqa: E402
 from inpaintssl.app.demo import ensure_demo_run, prepare_demo_photos  # noqa: E402
 from inpaintssl.data.images import load_rgb  # noqa: E402
 from inpaintssl.gan.inpainter import Inpainter  # noqa: E402
+from inpaintssl.app.browser import CHROMIUM, CHROMIUM_ARGS, paint_stroke  # noqa: E402
 from inpaintssl.app.serve import ServerThread, create_app  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
 CAP = 3 * 2**20                       # upload cap of the test server
 
 
@@ -354,9 +354,7 @@ def _result_bytes(page) -> bytes:
 def page(server):
     sync_api = _browser()
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         pg = browser.new_page(viewport={"width": 1280, "height": 800})
         errors = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -378,13 +376,7 @@ def test_browser_paint_stroke_and_inpaint(page, tmp_path):
     box = page.locator("#mask").bounding_box()
     s = w / box["width"]                                        # photo px per screen px
     size = int(page.input_value("#size"))
-    screen = [(0.30, 0.45), (0.45, 0.55), (0.62, 0.50)]
-    pts = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in screen]
-    page.mouse.move(*pts[0])
-    page.mouse.down()
-    for p in pts[1:]:
-        page.mouse.move(*p, steps=8)
-    page.mouse.up()
+    pts = paint_stroke(page, [(0.30, 0.45), (0.45, 0.55), (0.62, 0.50)])
     page.click("#inpaint")
     page.wait_for_function("document.body.dataset.state === 'done'", timeout=120_000)
     _screenshot(page, tmp_path, "browser_stroke.png")
