@@ -19,7 +19,8 @@ Why these values (:data:`SCALES`):
   without native bf16: there a 64 px M1 step takes ~1.3 s in fp32 on one thread (25 images/s measured on
   an AVX2 EPYC core; ~150 images/s with bf16 on AVX-512 BF16), M2 ~0.65x, M3 ~0.4x of that, so the four
   runs take ~40-80 min (2 or 1 threads), the evaluation on ~1,000 photos ~5 min and the transfer
-  (14 epochs x 2 runs on 941 + 966 VOC photos) ~10 min: about an hour in all.
+  (14 epochs x 2 runs on 941 + 966 VOC photos) ~10 min: about an hour in all on two free cores. Measured
+  with one thread while the other core ran other training: 1 h 54 min (pretraining 1.6 h; README).
 * ``paper`` 128 px, the paper's ``m1``/``m2``/``m3`` (width 64, bottleneck 4000, batch 64) and transfer
   settings (SGD lr 0.005, momentum 0.9, batch 64, 14 epochs), 20,000 steps (1.3 M images, ~15 epochs of
   COCO-2014 train; the paper gives 13 h on a 2070 SUPER, not a step count): for a GPU.
