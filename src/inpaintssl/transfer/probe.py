@@ -244,11 +244,12 @@ def compare_probes(inits: dict[str, tuple[ModelConfig, dict | None]], train: Lab
     metric = "map" if train.multilabel else "top1"
     rows, timing = [], {}
     for name, (model_cfg, ckpt) in inits.items():
-        t0 = time.perf_counter()
+        t0, enc_seed = time.perf_counter(), None
         for seed in seeds:
-            enc_seed = seed if ckpt is None else 0
-            ftr = encoder_features(model_cfg, ckpt, train, cfg, enc_seed, cache_dir)
-            fte = encoder_features(model_cfg, ckpt, test, cfg, enc_seed, cache_dir)
+            if enc_seed is None or ckpt is None:        # a checkpoint's features: once for all seeds
+                enc_seed = seed if ckpt is None else 0
+                ftr = encoder_features(model_cfg, ckpt, train, cfg, enc_seed, cache_dir)
+                fte = encoder_features(model_cfg, ckpt, test, cfg, enc_seed, cache_dir)
             for fraction in fractions:
                 idx = balanced_subset(train.labels, fraction, seed)
                 for layer in ftr:
