@@ -48,23 +48,14 @@ def _transfer_options(f):
 
 def _transfer_setup(data, train_split, test_split, labels, **kw):
     from ..transfer.train import TransferConfig
-    from ..transfer.voc import load_labelled
+    from ..transfer.voc import label_subset, load_labelled
 
     cfg = TransferConfig(epochs=kw["epochs"], mode=kw["mode"], batch_size=kw["batch"], lr=kw["lr"],
                          weight_decay=kw["weight_decay"], seed=kw["seed"], ap_method=kw["ap_method"],
                          workers=kw["workers"], device=kw["device"]).validate()
     train_data = load_labelled(data, train_split, labels=labels)
     test_data = load_labelled(data, test_split, classes=train_data.classes, labels=labels)
-    return cfg, label_fraction(train_data, kw["label_fraction"], kw["seed"]), test_data
-
-
-def label_fraction(train_data, fraction: float, seed: int):
-    """The training split, or its seeded class-balanced ``fraction`` (the low-label setting)."""
-    from ..transfer.voc import balanced_subset, subset
-    if fraction == 1:
-        return train_data
-    index = balanced_subset(train_data.labels, fraction, seed)
-    return subset(train_data, index, f"{len(index)} images: {fraction:.0%} of the labels, class-balanced, seed {seed}")
+    return cfg, label_subset(train_data, kw["label_fraction"], kw["seed"]), test_data
 
 
 @transfer.command("train")

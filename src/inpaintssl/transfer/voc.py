@@ -224,10 +224,15 @@ def balanced_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarra
     return np.sort(np.array(keep, dtype=np.int64))
 
 
-def subset(data: LabelledImages, index: np.ndarray, note: str) -> LabelledImages:
-    """The images ``index`` of a split, with ``note`` added to its label source."""
+def label_subset(data: LabelledImages, fraction: float, seed: int) -> LabelledImages:
+    """The split itself (``fraction`` 1), or its seeded class-balanced ``fraction`` (:func:`balanced_subset`),
+    with the subset named in its label source."""
+    if fraction == 1:
+        return data
+    index = balanced_subset(data.labels, fraction, seed)
     return LabelledImages([data.files[i] for i in index], data.labels[index], data.classes, data.multilabel,
-                          f"{data.source} ({note})")
+                          f"{data.source} ({len(index)} images: {fraction:.0%} of the labels, class-balanced, "
+                          f"seed {seed})")
 
 
 class ClassificationDataset(Dataset):
