@@ -11,30 +11,14 @@ sharpness (mean over the photos) for each hole shape, and the paired hole-PSNR d
 from __future__ import annotations
 
 import argparse
-import csv
-import math
 from pathlib import Path
 
-
-def read(folder: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """method -> image -> metric -> value."""
-    out: dict = {}
-    with open(folder / "per_image.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            out.setdefault(row["method"], {})[row["image"]] = {k: float(v) for k, v in row.items()
-                                                               if k not in ("image", "method")}
-    return out
-
-
-def mean(v: list[float]) -> float:
-    return sum(v) / len(v)
+from inpaintssl.reproduce.report import paired_difference, read_per_image
 
 
 def paired(a: dict, b: dict, key: str = "psnr_hole") -> str:
-    d = [a[i][key] - b[i][key] for i in a]
-    m = mean(d)
-    se = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d))
-    return f"{m:+.2f} ± {se:.2f}"
+    mean, se, _ = paired_difference(a[key], b[key])
+    return f"{mean:+.2f} ± {se:.2f}"
 
 
 def main() -> None:
@@ -43,7 +27,7 @@ def main() -> None:
     ap.add_argument("--base", required=True, help="method the paired differences are taken against")
     ap.add_argument("--vs", default="telea", help="a second reference (a baseline)")
     args = ap.parse_args()
-    evals = {s.split("=", 1)[0]: read(Path(s.split("=", 1)[1])) for s in args.eval}
+    evals = {s.split("=", 1)[0]: read_per_image(Path(s.split("=", 1)[1]) / "per_image.csv") for s in args.eval}
     methods = list(next(iter(evals.values())))
     head, rule = ["method"], ["---"]
     for shape in evals:
@@ -54,7 +38,7 @@ def main() -> None:
         cells = [m]
         for scores in evals.values():
             s = scores[m]
-            cells += [f"{mean([r[k] for r in s.values()]):.{p}f}"
+            cells += [f"{s[k].mean():.{p}f}"
                       for k, p in (("psnr_hole", 2), ("ssim_hole", 3), ("l1_hole", 4), ("sharpness_hole", 3))]
             cells += ["" if m == args.base else paired(s, scores[args.base]),
                       "" if m == args.vs else paired(s, scores[args.vs])]

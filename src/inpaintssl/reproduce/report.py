@@ -45,7 +45,7 @@ def _json(path: Path):
         return None
 
 
-def _per_image(path: Path) -> dict[str, dict[str, np.ndarray]]:
+def read_per_image(path: Path) -> dict[str, dict[str, np.ndarray]]:
     """evaluation/per_image.csv -> {method: {metric key: (N,) array}} in image order."""
     out: dict[str, dict[str, list]] = {}
     with open(path, newline="") as f:
@@ -63,7 +63,7 @@ def paired_fraction(a, b) -> float:
     return float(((a > b) + 0.5 * (a == b)).mean()) if len(a) else float("nan")
 
 
-def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     """(mean of a - b, its standard error, fraction of photos where a > b)."""
     d = a - b
     se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
@@ -81,7 +81,7 @@ class Loaded:
         self.ctx, out = ctx, ctx.out
         self.ok = {name: ctx.records.get(name, {}).get("status") == "done" for name in ctx.records}
         self.eval = _json(out / "evaluation" / "metrics.json") if self.ok.get("evaluate") else None
-        self.per_image = _per_image(out / "evaluation" / "per_image.csv") if self.eval else None
+        self.per_image = read_per_image(out / "evaluation" / "per_image.csv") if self.eval else None
         self.transfer = _json(out / "transfer" / "metrics.json") if self.ok.get("transfer") else None
 
     def missing(self, stage: str) -> str:
@@ -112,7 +112,7 @@ def claims(d: Loaded) -> list[str]:
     text, verdict = na, "n/a"
     if d.sharp("m1") is not None and d.sharp("m2") is not None:
         m1, m2 = d.sharp("m1"), d.sharp("m2")
-        dm, se, _ = _paired(pi["m2"]["psnr_hole"], pi["m1"]["psnr_hole"])
+        dm, se, _ = paired_difference(pi["m2"]["psnr_hole"], pi["m1"]["psnr_hole"])
         text = (f"hole sharpness M2 {m2.mean():.2f} vs M1 {m1.mean():.2f}; M2 is blurrier on "
                 f"{100 * paired_fraction(m1, m2):.0f}% of {len(m1)} photos; hole PSNR M2 - M1 {dm:+.2f} ± {se:.2f} dB")
         verdict = "yes" if m2.mean() < m1.mean() else "no"
@@ -121,7 +121,7 @@ def claims(d: Loaded) -> list[str]:
 
     text, verdict = na, "n/a"
     if d.sharp("m1") is not None and d.sharp("m3") is not None:
-        dm, se, frac = _paired(pi["m1"]["psnr_hole"], pi["m3"]["psnr_hole"])
+        dm, se, frac = paired_difference(pi["m1"]["psnr_hole"], pi["m3"]["psnr_hole"])
         ds = float((pi["m1"]["ssim_hole"] - pi["m3"]["ssim_hole"]).mean())
         sharper = d.sharp("m1").mean() > d.sharp("m3").mean()
         text = (f"hole PSNR M1 - M3 {dm:+.2f} ± {se:.2f} dB (M1 better on {100 * frac:.0f}% of photos), "
@@ -146,7 +146,7 @@ def claims(d: Loaded) -> list[str]:
 
     text, verdict = "n/a (stage not done)", "n/a"
     if pi:
-        dm, se, frac = _paired(pi["m1-plus"]["psnr_hole"], pi["m1"]["psnr_hole"])
+        dm, se, frac = paired_difference(pi["m1-plus"]["psnr_hole"], pi["m1"]["psnr_hole"])
         text, verdict = f"hole PSNR m1-plus - M1 {dm:+.2f} ± {se:.2f} dB (better on {100 * frac:.0f}%)", \
             "yes" if dm > 0 else "no"
     rows.append(f"| Ours (README), not the paper's: the improved recipe m1-plus fills holes better than M1 | - "
@@ -199,8 +199,8 @@ def _section_eval(d: Loaded) -> list[str]:
               "| method | hole PSNR − M1 (dB) | better on | hole SSIM − M1 |", "|---|---|---|---|"]
     for name in pi:
         if name != "m1":
-            dm, se, frac = _paired(pi[name]["psnr_hole"], pi["m1"]["psnr_hole"])
-            ds, _, _ = _paired(pi[name]["ssim_hole"], pi["m1"]["ssim_hole"])
+            dm, se, frac = paired_difference(pi[name]["psnr_hole"], pi["m1"]["psnr_hole"])
+            ds, _, _ = paired_difference(pi[name]["ssim_hole"], pi["m1"]["ssim_hole"])
             lines.append(f"| {name} | {dm:+.2f} ± {se:.2f} | {100 * frac:.0f}% | {ds:+.4f} |")
     return lines
 
