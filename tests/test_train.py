@@ -343,3 +343,16 @@ def test_bf16_step_keeps_weights_statistics_optimiser_and_ema_in_float32():
                                          for k, v in s.items() if k != "step")
     # and the bf16 step really ran in bf16: its update differs from the fp32 one
     assert any(not torch.equal(after[True][k], after[False][k]) for k in after[True])
+
+
+def test_no_hole_mask_trains_a_plain_autoencoder(tmp_path, tiny_photos):
+    """mask.kind=none (issue 14's autoencoder control): every mask is empty, the hole terms are zero and the
+    whole-image reconstruction error falls."""
+    from inpaintssl.gan.masks import make_masks
+    assert make_masks("none", 3, 32, torch.Generator()).eq(0).all()
+    run = tmp_path / "ae"
+    cfg = smoke_config(60, "mask.kind=none", "train.log_every=10")
+    assert train(cfg, run, [tiny_photos], **QUIET)["step"] == 60
+    rows = read_metrics(run)
+    assert all(r["mse_masked"] == 0 and r["hole_mse"] == 0 for r in rows)
+    assert rows[-1]["mse_full"] < 0.5 * rows[0]["mse_full"], (rows[0]["mse_full"], rows[-1]["mse_full"])

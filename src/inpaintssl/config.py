@@ -76,9 +76,14 @@ class OptimConfig:
     schedule: str = "constant"
 
 
+# hole shapes of training (gan/masks.py); "none" has no hole: the plain-autoencoder control of transfer
+# experiments (Context Encoders, Pathak et al. 2016, section 5.2), only the reconstruction of the whole image
+MASK_KINDS = ("center", "rect", "freeform", "mixed", "none")
+
+
 @dataclass
 class MaskConfig:
-    kind: str = "center"         # center | rect | freeform | mixed (paper: center, half the side)
+    kind: str = "center"         # center | rect | freeform | mixed | none (paper: center, half the side)
     rect_min: float = 0.25       # rect: side as a fraction of the image, drawn in [rect_min, rect_max]
     rect_max: float = 0.5
     strokes_max: int = 4         # freeform: 1..strokes_max brush strokes
@@ -140,8 +145,8 @@ class Config:
             raise InpaintsslError(
                 f"mask.kind={self.mask.kind!r} with model.predict='patch' (M3): a patch-predicting "
                 "generator needs the central square hole; use --mask center or an M1/M2 preset")
-        if self.mask.kind not in ("center", "rect", "freeform", "mixed"):
-            raise InpaintsslError(f"mask.kind={self.mask.kind!r}: choose center, rect, freeform or mixed")
+        if self.mask.kind not in MASK_KINDS:
+            raise InpaintsslError(f"mask.kind={self.mask.kind!r}: choose one of {', '.join(MASK_KINDS)}")
         _check_choices(self)
         if self.loss.mse_norm not in ("tensor", "region"):
             raise InpaintsslError(f"loss.mse_norm={self.loss.mse_norm!r}: choose 'tensor' or 'region'")

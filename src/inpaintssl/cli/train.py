@@ -8,11 +8,10 @@ from pathlib import Path
 
 import click
 
-from ..config import PRESETS, Config, apply_overrides, config_to_dict, get_preset, load_config
+from ..config import MASK_KINDS, PRESETS, Config, apply_overrides, config_to_dict, get_preset, load_config
 from ..errors import InpaintsslError
 from .base import SuggestChoice, check_overrides, cli, device_option, preset_option, progress_option
 
-MASK_KINDS = ("center", "rect", "freeform", "mixed")
 PRESET_COLUMNS = ("preset", "px", "skips", "discrim.", "predicts", "hole", "L2 norm w1/w2", "lr", "crops",
                   "steps", "batch")
 
@@ -51,7 +50,7 @@ def presets(name):
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
               help="alternative to --steps: passes over the data")
 @click.option("--mask", type=SuggestChoice(list(MASK_KINDS)), default=None,
-              help="hole shape during training (default: the preset's, center; mixed = the shapes people paint)")
+              help="hole shape during training (default: the preset's, center; mixed = the shapes people paint; none = no hole, the autoencoder control of transfer)")
 @device_option(None, help="auto, cpu, cuda or cuda:N (default: the preset's train.device, auto)")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="override a config value, e.g. --set train.seed=7 --set loss.w3=1e-4")

@@ -8,7 +8,11 @@ Kinds:
 * ``center``   the paper's hole: the central square whose side is half the image side;
 * ``rect``     an axis-aligned rectangle, each side in [rect_min, rect_max] x S, anywhere in the image;
 * ``freeform`` 1..strokes_max brush strokes (poly-lines of thick round-capped segments), DeepFill-style;
-* ``mixed``    each sample picks one of the three kinds uniformly.
+* ``mixed``    each sample picks one of the three kinds uniformly;
+* ``none``     no hole (all zeros): the plain autoencoder, the control of transfer experiments (issue 14).
+  The masked L2 term and the local discriminator's input are then zero, so the generator learns only to
+  reconstruct the whole image (the w1 term) with the global D's small adversarial term; with U-Net skips
+  that is close to copying the input through the first skip, which is what makes it a control.
 
 Masks are drawn on the CPU from the generator alone (never the global RNG), so the same seed gives
 the same masks on every machine; callers move them to their device. The random numbers are read from
@@ -24,9 +28,9 @@ import math
 
 import torch
 
-from ..config import MaskConfig
+from ..config import MASK_KINDS, MaskConfig
 
-KINDS = ("center", "rect", "freeform", "mixed")
+KINDS = MASK_KINDS
 
 
 def center_mask(batch: int, size: int) -> torch.Tensor:
@@ -149,6 +153,8 @@ def make_masks(kind: str, batch: int, size: int, generator: torch.Generator,
         raise ValueError(f"unknown mask kind {kind!r}; choose one of {', '.join(KINDS)}")
     if kind == "center":
         return center_mask(batch, size)
+    if kind == "none":
+        return torch.zeros(batch, 1, size, size)
     d = _Draws(generator, batch * _max_draws(kind, cfg))
     out = torch.zeros(batch, size, size, dtype=torch.bool)
     owner, segs = [], []
