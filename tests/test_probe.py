@@ -114,3 +114,27 @@ def test_cli_transfer_train_label_fraction_trains_on_the_subset(tmp_path):
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["train"]["images"] == 4 and metrics["test"]["images"] == 20
+
+
+def test_cli_compare_several_inits_and_seeds_pairs_them_with_random(tmp_path, smoke_run):
+    """transfer compare --init A --seeds 2: random added as the reference, every init x seed run alike
+    (same label subset per seed), the paired difference is the mean of the per-seed differences."""
+    data = _bright_dark(tmp_path / "data", 10)
+    out = tmp_path / "cmp"
+    args = ["transfer", "compare", "--init", str(smoke_run), "--data", str(data), "--train-split", "train",
+            "--test-split", "dev", "--epochs", "1", "--batch", "4", "--workers", "0", "--seeds", "2",
+            "--label-fraction", "0.5", "--out", str(out), "--no-progress"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    saved = json.loads((out / "metrics.json").read_text())
+    assert [(r["init"], r["seed"]) for r in saved["runs"]] == [("smoke", 0), ("random", 0), ("smoke", 1), ("random", 1)]
+    assert {r["train_images"] for r in saved["runs"]} == {10}
+    for seed in (0, 1):        # both inits of a seed trained on the same subset of the labels
+        files = [json.loads((out / n / f"seed{seed}" / "config.json").read_text())["train_labels"] for n in ("smoke", "random")]
+        assert files[0] == files[1] and f"seed {seed}" in files[0]
+    top1 = {(r["init"], r["seed"]): 100 * r["test"]["top1"] for r in saved["runs"]}
+    diff = saved["summary"]["smoke"]["vs_random_top1"]
+    assert diff[0] == pytest.approx(np.mean([top1["smoke", s] - top1["random", s] for s in (0, 1)]))
+    assert "| smoke |" in res.output and "| random |" in res.output and (out / "curves.png").stat().st_size > 100
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1 and "--overwrite" in again.output

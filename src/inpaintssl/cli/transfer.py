@@ -48,14 +48,14 @@ def _transfer_options(f):
 
 def _transfer_setup(data, train_split, test_split, labels, **kw):
     from ..transfer.train import TransferConfig
-    from ..transfer.voc import label_subset, load_labelled
+    from ..transfer.voc import load_labelled
 
     cfg = TransferConfig(epochs=kw["epochs"], mode=kw["mode"], batch_size=kw["batch"], lr=kw["lr"],
                          weight_decay=kw["weight_decay"], seed=kw["seed"], ap_method=kw["ap_method"],
                          workers=kw["workers"], device=kw["device"]).validate()
     train_data = load_labelled(data, train_split, labels=labels)
     test_data = load_labelled(data, test_split, classes=train_data.classes, labels=labels)
-    return cfg, label_subset(train_data, kw["label_fraction"], kw["seed"]), test_data
+    return cfg, train_data, test_data
 
 
 @transfer.command("train")
@@ -67,7 +67,10 @@ def transfer_train(init, preset, data, train_split, test_split, out, labels, ove
     """Train one classifier (encoder from --init + new head) on --train-split; evaluate on --test-split."""
     from ..transfer.train import resolve_init, transfer_run
 
+    from ..transfer.voc import label_subset
+
     cfg, train_data, test_data = _transfer_setup(data, train_split, test_split, labels, **kw)
+    train_data = label_subset(train_data, kw["label_fraction"], cfg.seed)
     model_cfg, ckpt = resolve_init(init, preset)
     result = transfer_run(train_data, test_data, model_cfg, ckpt, cfg, out, "random" if ckpt is None else "pretrained",
                           overwrite=overwrite, progress=not no_progress, log=lambda m: click.echo(m, err=True))
@@ -77,21 +80,39 @@ def transfer_train(init, preset, data, train_split, test_split, out, labels, ove
 
 
 @transfer.command("compare")
-@click.option("--init", required=True, help="inpainting run folder or checkpoint file (compared with random init)")
+@click.option("--init", "inits", multiple=True, required=True,
+              help="inpainting run folder or checkpoint file (or 'bundled', 'random'); repeatable: several "
+                   "inits are fine-tuned alike and compared with random init")
+@click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
+              help="run every init with seeds --seed .. --seed+N-1 (mean ± std, paired difference to random)")
 @_transfer_options
-def transfer_compare(init, data, train_split, test_split, out, labels, overwrite, no_progress, **kw):
-    """Pretrained vs random init with the same seed; writes OUT/report.md, OUT/history.png, OUT/metrics.json."""
-    from ..transfer.train import compare, resolve_init
+def transfer_compare(inits, seeds, data, train_split, test_split, out, labels, overwrite, no_progress, **kw):
+    """Pretrained vs random init with the same seed. One --init and one seed: the paper's Table 3
+    (OUT/report.md, OUT/history.png, OUT/metrics.json). Several --init or --seeds > 1: every init x seed into
+    OUT/<init>/seed<k>/ and one report (OUT/report.md: mean ± std and paired difference to random,
+    OUT/curves.png, OUT/metrics.json)."""
+    from ..transfer.train import compare
+    from ..transfer.voc import label_subset
 
-    if init == "random":
+    if list(inits) == ["random"]:
         raise InpaintsslError("--init random: compare needs an inpainting run or checkpoint (it trains the "
                               "random-init run itself)")
     cfg, train_data, test_data = _transfer_setup(data, train_split, test_split, labels, **kw)
-    _, ckpt = resolve_init(init, None)
-    results = compare(train_data, test_data, ckpt, cfg, out, overwrite=overwrite, progress=not no_progress,
-                      log=lambda m: click.echo(m, err=True))
-    for name, r in results.items():
-        click.echo(f"{name:10s} test top-1 {100 * r['test']['top1']:.1f}%  mAP {100 * r['test']['map']:.1f}%")
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    if len(inits) == 1 and seeds == 1:
+        from ..transfer.train import resolve_init
+        _, ckpt = resolve_init(inits[0], None)
+        results = compare(label_subset(train_data, kw["label_fraction"], cfg.seed), test_data, ckpt, cfg, out,
+                          overwrite=overwrite, progress=not no_progress, log=log)
+        for name, r in results.items():
+            click.echo(f"{name:10s} test top-1 {100 * r['test']['top1']:.1f}%  mAP {100 * r['test']['map']:.1f}%")
+    else:
+        from ..transfer.inits import compare_inits, markdown
+        from ..transfer.probe import resolve_inits
+        result = compare_inits(resolve_inits(inits), train_data, test_data, cfg,
+                               tuple(range(cfg.seed, cfg.seed + seeds)), kw["label_fraction"], out,
+                               overwrite=overwrite, progress=not no_progress, log=log)
+        click.echo(markdown(result))
     click.echo(f"report: {out / 'report.md'}")
 
 

@@ -32,7 +32,7 @@ def _cells(result: dict) -> dict[tuple[str, float, str], dict]:
     return out
 
 
-def _mean_std(values) -> tuple[float, float]:
+def mean_std(values) -> tuple[float, float]:
     v = np.asarray(list(values), dtype=np.float64)
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
@@ -48,15 +48,15 @@ def summarise(result: dict) -> dict:
                 rows = cells.get((init, fraction, layer), {})
                 if not rows:
                     continue
-                test_m, test_s = _mean_std(100 * r["test"] for r in rows.values())
-                c = {"test": test_m, "test_std": test_s, "val": _mean_std(100 * r["val"] for r in rows.values())[0],
-                     "train": _mean_std(100 * r["train"] for r in rows.values())[0],
-                     "train_loss": _mean_std(r["train_loss"] for r in rows.values())[0],
+                test_m, test_s = mean_std(100 * r["test"] for r in rows.values())
+                c = {"test": test_m, "test_std": test_s, "val": mean_std(100 * r["val"] for r in rows.values())[0],
+                     "train": mean_std(100 * r["train"] for r in rows.values())[0],
+                     "train_loss": mean_std(r["train_loss"] for r in rows.values())[0],
                      "converged": all(r["converged"] for r in rows.values()), "seeds": len(rows)}
                 ref = cells.get((REFERENCE, fraction, layer), {})
                 common = sorted(set(rows) & set(ref))
                 if init != REFERENCE and common:
-                    c["vs_random"], c["vs_random_std"] = _mean_std(100 * (rows[s]["test"] - ref[s]["test"])
+                    c["vs_random"], c["vs_random_std"] = mean_std(100 * (rows[s]["test"] - ref[s]["test"])
                                                                    for s in common)
                 out["cells"].setdefault(init, {}).setdefault(fraction, {})[layer] = c
             layers = out["cells"].get(init, {}).get(fraction, {})
@@ -65,7 +65,7 @@ def summarise(result: dict) -> dict:
     return out
 
 
-def _pm(m: float, s: float, signed: bool = False) -> str:
+def plus_minus(m: float, s: float, signed: bool = False) -> str:
     return f"{m:+.1f} ± {s:.1f}" if signed else f"{m:.1f} ± {s:.1f}"
 
 
@@ -90,9 +90,9 @@ def markdown(result: dict, summary: dict) -> str:
                 if c is None:
                     row.append("")
                     continue
-                cell = _pm(c["test"], c["test_std"])
+                cell = plus_minus(c["test"], c["test_std"])
                 if "vs_random" in c:
-                    cell += f" ({_pm(c['vs_random'], c['vs_random_std'], True)})"
+                    cell += f" ({plus_minus(c['vs_random'], c['vs_random_std'], True)})"
                 if not c["converged"]:
                     cell += " *"
                 row.append(cell)
@@ -102,7 +102,7 @@ def markdown(result: dict, summary: dict) -> str:
             layer = summary["best"].get(init, {}).get(fraction)
             if layer is not None:
                 c = summary["cells"][init][fraction][layer]
-                best.append(f"{init} {layer} {_pm(c['test'], c['test_std'])}")
+                best.append(f"{init} {layer} {plus_minus(c['test'], c['test_std'])}")
         lines += ["", "In brackets: paired difference to the random init (points). "
                       "Best layer per init (by validation): " + "; ".join(best) + ".", ""]
     if any(not r["converged"] for r in result["rows"]):
