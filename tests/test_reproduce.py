@@ -172,12 +172,14 @@ def test_tiny_scale_end_to_end_report(tiny_repro):
         assert re.search(rf"^\[{i}/6\] {re.escape(title)}: .*ETA \d+", err, re.M), title     # a line with an ETA
     rec = json.loads((out / "stages.json").read_text())["stages"]
     assert {n: r["status"] for n, r in rec.items()} == {"pretrain": "done", "evaluate": "done", "figures": "done",
-                                                         "transfer": "done", "probes": "skipped", "report": "done"}
-    assert rec["probes"]["reason"] == stages.NO_PROBES and all(rec[n]["seconds"] > 0 for n in ("pretrain", "evaluate"))
+                                                         "transfer": "done", "probes": "done", "report": "done"}
+    assert all(rec[n]["seconds"] > 0 for n in ("pretrain", "evaluate", "probes"))
     md = (out / "report.md").read_text()
     positions = [md.index(s) for s in SECTIONS]
     assert positions == sorted(positions)                                     # every section, in order
-    assert "| 5 | linear probes | skipped |" in md and "probes not available in this version" in md
+    assert "| 5 | linear probes | done |" in md and "Linear probes on frozen encoder features: test mAP" in md
+    for layer in ("layer1", "bottleneck"):                                    # the layer x init table
+        assert re.search(rf"^\| {layer} \| [\d.]+ ± [\d.]+ \(", md, re.M), layer
     # the paper's claims beside ours
     for claim in ("\"the image is too blurry\"", "better crisper and realistic", "57.4% vs 55.1% (+2.3)",
                   "75.5% vs 75.8% (-0.3)", "m1-plus fills holes better"):
@@ -189,7 +191,7 @@ def test_tiny_scale_end_to_end_report(tiny_repro):
     assert re.search(r"\| Ours: from the M1 inpainting encoder \| \d+\.\d \| \d+\.\d \| \d+\.\d \| \d+\.\d \|", md)
     images = re.findall(r"^!\[[^\]]*\]\(([^)]+)\)$", md, re.M)
     assert {"figures/figure3_m1.png", "figures/figure5_m2.png", "figures/figure6_m3.png", "figures/loss_curves.png",
-            "evaluation/grid.png", "transfer/history.png"} <= set(images)
+            "evaluation/grid.png", "transfer/history.png", "probes/probe_layers.png"} <= set(images)
     assert all((out / p).stat().st_size > 1000 for p in images)
     # configs, machine, commands
     assert '"preset": "m2-32"' in md and '"global_d": false' in md and '"epochs": 1' in md
