@@ -89,6 +89,14 @@ def test_probes_compare_inits_layer_by_layer_and_pair_with_random(tmp_path, smok
     assert [p.stat().st_mtime_ns for p in cached] == stamp
     assert all(np.array_equal(fresh[k], again[k]) for k in fresh)
 
+    # every fit was kept too: the same comparison again fits nothing and gives the same rows
+    fits = sorted((tmp_path / "features" / "fits").glob("*.json"))
+    assert len(fits) == 2 * 2 * 2 * len(SMOKE_LAYERS)
+    before = [p.stat().st_mtime_ns for p in fits]
+    rerun = compare_probes(inits, train, test, cfg, seeds=(0, 1), fractions=(0.5, 1.0),
+                           cache_dir=tmp_path / "features", log=lambda *_: None)
+    assert rerun["rows"] == result["rows"] and [p.stat().st_mtime_ns for p in fits] == before
+
 
 def test_cli_probe_writes_a_report_and_keeps_it_without_overwrite(tmp_path, smoke_run):
     data = _bright_dark(tmp_path / "data", 6)

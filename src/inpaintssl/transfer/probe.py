@@ -8,7 +8,8 @@ through the generator's encoder **in eval mode** (batch norm uses its running st
 M1/M2 encoder sees the whole photo); the output of every encoder layer ``layer1..layerN`` is average-pooled
 to a ``grid x grid`` map and flattened, the 1x1 bottleneck is flattened as it is (``bottleneck``). They are
 computed once per (encoder, split, size, grid) and cached as ``.npz`` files named by a hash of those, so a
-probe takes seconds. A random encoder is the DCGAN initialisation of the generator for a seed.
+probe takes seconds; each fitted probe's result is kept there too (``fits/``), so a rerun with one more init
+fits only that init's probes. A random encoder is the DCGAN initialisation of the generator for a seed.
 
 Probe (:func:`linear_probe`), chosen so that it converges and needs no learning rate:
 
@@ -45,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ..checkpoint import atomic_write, generator_weights
+from ..checkpoint import atomic_write, atomic_write_text, generator_weights
 from ..config import ModelConfig, get_preset
 from ..errors import InpaintsslError
 from ..gan.models import Generator, init_weights
@@ -234,6 +235,25 @@ def resolve_inits(inits: Sequence[str], preset: str | None = None) -> dict[str, 
     return {init_name(i, used): ((arch, None) if r is None else r) for i, r in loaded.items()}
 
 
+def _split_key(train: LabelledImages, test: LabelledImages) -> str:
+    """A hash of both splits' files and labels."""
+    return hashlib.sha256(json.dumps([[str(f) for f in d.files] + [d.labels.tolist()] for d in (train, test)])
+                          .encode()).hexdigest()
+
+
+def _fit_cache(cache_dir: Path | None, encoder: str, splits: str, cfg: ProbeConfig, seed: int, fraction: float,
+               layer: str) -> Path | None:
+    """Where one probe's result is kept beside the features (``CACHE/fits/<hash>.json``), named by everything
+    it depends on: the encoder (:func:`encoder_id`), both splits (:func:`_split_key`), the probe settings, the
+    seed, the label fraction and the layer. So a rerun with one more ``--init`` fits only the new encoder's probes."""
+    if cache_dir is None:
+        return None
+    probe = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("batch_size", "workers")}
+    key = {"encoder": encoder, "splits": splits, "probe": probe, "seed": seed, "fraction": fraction,
+           "layer": layer, "version": 1}
+    return Path(cache_dir) / "fits" / (hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20] + ".json")
+
+
 def compare_probes(inits: dict[str, tuple[ModelConfig, dict | None]], train: LabelledImages,
                    test: LabelledImages, cfg: ProbeConfig = ProbeConfig(), seeds: Sequence[int] = (0, 1, 2),
                    fractions: Sequence[float] = (1.0,), cache_dir: Path | None = None, log=print) -> dict:
@@ -243,7 +263,7 @@ def compare_probes(inits: dict[str, tuple[ModelConfig, dict | None]], train: Lab
     random init, the encoder's initialisation too: so every seed of every init sees the same images, and
     ``init - random`` is paired by seed. A checkpoint's features are the same for all seeds (computed once)."""
     metric = "map" if train.multilabel else "top1"
-    rows, timing = [], {}
+    rows, timing, splits = [], {}, _split_key(train, test)
     for name, (model_cfg, ckpt) in inits.items():
         t0, enc_seed = time.perf_counter(), None
         for seed in seeds:
@@ -254,8 +274,15 @@ def compare_probes(inits: dict[str, tuple[ModelConfig, dict | None]], train: Lab
             for fraction in fractions:
                 idx = balanced_subset(train.labels, fraction, seed)
                 for layer in ftr:
-                    r = linear_probe(ftr[layer][idx], train.labels[idx], fte[layer], test.labels,
-                                     train.multilabel, cfg, seed)
+                    saved = _fit_cache(cache_dir, encoder_id(model_cfg, ckpt, enc_seed), splits, cfg, seed,
+                                       fraction, layer)
+                    if saved is not None and saved.is_file():
+                        r = json.loads(saved.read_text())
+                    else:
+                        r = linear_probe(ftr[layer][idx], train.labels[idx], fte[layer], test.labels,
+                                         train.multilabel, cfg, seed)
+                        if saved is not None:
+                            atomic_write_text(saved, json.dumps(r))
                     rows.append({"init": name, "seed": seed, "fraction": fraction, "layer": layer,
                                  "train_images": int(len(idx)), "test": r["test"][metric],
                                  "train": r["train"][metric], "val": r["val_score"], "train_loss": r["train_loss"],
