@@ -96,6 +96,8 @@ def test_probes_compare_inits_layer_by_layer_and_pair_with_random(tmp_path, smok
     rerun = compare_probes(inits, train, test, cfg, seeds=(0, 1), fractions=(0.5, 1.0),
                            cache_dir=tmp_path / "features", log=lambda *_: None)
     assert rerun["rows"] == result["rows"] and [p.stat().st_mtime_ns for p in fits] == before
+    assert rerun["inits"]["smoke"]["fits_reused"] == 2 * 2 * len(SMOKE_LAYERS) and "fits_reused" not in str(result["rows"])
+    assert result["inits"]["smoke"]["fits_reused"] == 0
 
 
 def test_cli_probe_writes_a_report_and_keeps_it_without_overwrite(tmp_path, smoke_run):

@@ -99,7 +99,8 @@ def markdown(result: dict) -> str:
     n_train = result["runs"][0]["train_images"] if result["runs"] else 0
     lines = [f"{t['mode']}, {t['epochs']} epochs, SGD lr {t['lr']} momentum {t['momentum']} weight decay "
              f"{t['weight_decay']}, batch {t['batch_size']}; {n_train} training images "
-             f"({result['fraction']:.0%} of `{result['train_labels']}`, class-balanced per seed), "
+             f"({result['fraction']:.0%} of `{result['train_labels']}`"
+             f"{', class-balanced per seed' if result['fraction'] < 1 else ''}), "
              f"{result['test_images']} test images (`{result['test_labels']}`). Test scores of the last epoch, "
              f"mean ± std over seeds {', '.join(map(str, result['seeds']))}; in brackets the paired difference "
              "to the random init at the same seed (points).", "",

@@ -263,7 +263,7 @@ def compare_probes(inits: dict[str, tuple[ModelConfig, dict | None]], train: Lab
     random init, the encoder's initialisation too: so every seed of every init sees the same images, and
     ``init - random`` is paired by seed. A checkpoint's features are the same for all seeds (computed once)."""
     metric = "map" if train.multilabel else "top1"
-    rows, timing, splits = [], {}, _split_key(train, test)
+    rows, timing, reused, splits = [], {}, {}, _split_key(train, test)
     for name, (model_cfg, ckpt) in inits.items():
         t0, enc_seed = time.perf_counter(), None
         for seed in seeds:
@@ -278,6 +278,7 @@ def compare_probes(inits: dict[str, tuple[ModelConfig, dict | None]], train: Lab
                                        fraction, layer)
                     if saved is not None and saved.is_file():
                         r = json.loads(saved.read_text())
+                        reused[name] = reused.get(name, 0) + 1
                     else:
                         r = linear_probe(ftr[layer][idx], train.labels[idx], fte[layer], test.labels,
                                          train.multilabel, cfg, seed)
@@ -299,7 +300,8 @@ def compare_probes(inits: dict[str, tuple[ModelConfig, dict | None]], train: Lab
                 name: {"checkpoint": None if c is None else str(c.get("path")),
                        "step": None if c is None else c.get("step"),
                        "preset": None if c is None else c["config"].get("preset"),
-                       "image_size": m.image_size, "seconds": timing[name]} for name, (m, c) in inits.items()},
+                       "image_size": m.image_size, "seconds": timing[name], "fits_reused": reused.get(name, 0)}
+                for name, (m, c) in inits.items()},
             "probe": dataclasses.asdict(cfg), "rows": rows}
 
 

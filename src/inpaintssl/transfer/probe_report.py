@@ -107,7 +107,9 @@ def markdown(result: dict, summary: dict) -> str:
                       "Best layer per init (by validation): " + "; ".join(best) + ".", ""]
     if any(not r["converged"] for r in result["rows"]):
         lines += ["`*`: L-BFGS stopped at its iteration limit before the gradient tolerance for some seed.", ""]
-    secs = ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in result["inits"].items())
+    secs = ", ".join(f"{k} {v['seconds']:.0f} s" + (f" ({v['fits_reused']} fits from the cache)"
+                                                      if v.get("fits_reused") else "")
+                     for k, v in result["inits"].items())
     lines += [f"Wall time (features and probes, all seeds): {secs}.", ""]
     return "\n".join(lines)
 
