@@ -66,7 +66,6 @@ def _transfer_setup(data, train_split, test_split, labels, **kw):
 def transfer_train(init, preset, data, train_split, test_split, out, labels, overwrite, no_progress, **kw):
     """Train one classifier (encoder from --init + new head) on --train-split; evaluate on --test-split."""
     from ..transfer.train import resolve_init, transfer_run
-
     from ..transfer.voc import label_subset
 
     cfg, train_data, test_data = _transfer_setup(data, train_split, test_split, labels, **kw)
