@@ -28,6 +28,7 @@ from ..checkpoint import atomic_write_text
 from ..config import ModelConfig
 from ..evaluation.plots import save_figure
 from .metrics import reference_levels
+from .probe import init_record
 from .probe_report import REFERENCE, mean_std, plus_minus
 from .train import TransferConfig, _json_safe, prepare_out_dir, transfer_run
 from .voc import LabelledImages, label_subset
@@ -58,11 +59,8 @@ def compare_inits(inits: dict[str, tuple[ModelConfig, dict | None]], train: Labe
               "train_images": len(train.files), "test_images": len(test.files), "train_labels": train.source,
               "test_labels": test.source, "transfer": dataclasses.asdict(cfg),
               "reference": reference_levels(train.labels, test.labels), "seconds": time.perf_counter() - t0,
-              "inits": {name: {"checkpoint": None if ck is None else str(ck.get("path")),
-                               "step": None if ck is None else ck.get("step"),
-                               "preset": None if ck is None else ck["config"].get("preset"),
-                               "mask": None if ck is None else ck["config"].get("mask", {}).get("kind"),
-                               "image_size": m.image_size} for name, (m, ck) in inits.items()},
+              "inits": {name: {**init_record(m, ck), "mask": None if ck is None else ck["config"].get("mask", {}).get("kind")}
+                        for name, (m, ck) in inits.items()},
               "runs": runs}
     result["summary"] = summarise(result)
     text = markdown(result)
@@ -79,14 +77,12 @@ def summarise(result: dict) -> dict:
     by = {}
     for r in result["runs"]:
         by.setdefault(r["init"], {})[r["seed"]] = r
-    out = {}
+    out, ref = {}, by.get(REFERENCE, {})
     for name, rows in by.items():
-        s = {}
+        s, common = {}, sorted(set(rows) & set(ref))
         for key in ("top1", "map"):
             s[key] = mean_std(100 * r["test"][key] for r in rows.values())
             s[f"train_{key}"] = mean_std(100 * r["train"][key] for r in rows.values())
-            ref = by.get(REFERENCE, {})
-            common = sorted(set(rows) & set(ref))
             if name != REFERENCE and common:
                 s[f"vs_random_{key}"] = mean_std(100 * (rows[k]["test"][key] - ref[k]["test"][key]) for k in common)
         s["seconds"] = float(np.mean([r["seconds"] for r in rows.values()]))

@@ -235,6 +235,13 @@ def resolve_inits(inits: Sequence[str], preset: str | None = None) -> dict[str, 
     return {init_name(i, used): ((arch, None) if r is None else r) for i, r in loaded.items()}
 
 
+def init_record(model_cfg: ModelConfig, ckpt: dict | None) -> dict:
+    """What a report records of an init: its checkpoint file, step and preset (None for random), image size."""
+    return {"checkpoint": None if ckpt is None else str(ckpt.get("path")),
+            "step": None if ckpt is None else ckpt.get("step"),
+            "preset": None if ckpt is None else ckpt["config"].get("preset"), "image_size": model_cfg.image_size}
+
+
 def _split_key(train: LabelledImages, test: LabelledImages) -> str:
     """A hash of both splits' files and labels."""
     return hashlib.sha256(json.dumps([[str(f) for f in d.files] + [d.labels.tolist()] for d in (train, test)])
@@ -269,13 +276,13 @@ def compare_probes(inits: dict[str, tuple[ModelConfig, dict | None]], train: Lab
         for seed in seeds:
             if enc_seed is None or ckpt is None:        # a checkpoint's features: once for all seeds
                 enc_seed = seed if ckpt is None else 0
+                encoder = encoder_id(model_cfg, ckpt, enc_seed)
                 ftr = encoder_features(model_cfg, ckpt, train, cfg, enc_seed, cache_dir)
                 fte = encoder_features(model_cfg, ckpt, test, cfg, enc_seed, cache_dir)
             for fraction in fractions:
                 idx = balanced_subset(train.labels, fraction, seed)
                 for layer in ftr:
-                    saved = _fit_cache(cache_dir, encoder_id(model_cfg, ckpt, enc_seed), splits, cfg, seed,
-                                       fraction, layer)
+                    saved = _fit_cache(cache_dir, encoder, splits, cfg, seed, fraction, layer)
                     if saved is not None and saved.is_file():
                         r = json.loads(saved.read_text())
                         reused[name] = reused.get(name, 0) + 1
@@ -297,10 +304,7 @@ def compare_probes(inits: dict[str, tuple[ModelConfig, dict | None]], train: Lab
     return {"metric": metric, "classes": list(train.classes), "train_images": len(train.files),
             "test_images": len(test.files), "train_labels": train.source, "test_labels": test.source,
             "seeds": list(seeds), "fractions": list(fractions), "layers": layers, "inits": {
-                name: {"checkpoint": None if c is None else str(c.get("path")),
-                       "step": None if c is None else c.get("step"),
-                       "preset": None if c is None else c["config"].get("preset"),
-                       "image_size": m.image_size, "seconds": timing[name], "fits_reused": reused.get(name, 0)}
+                name: {**init_record(m, c), "seconds": timing[name], "fits_reused": reused.get(name, 0)}
                 for name, (m, c) in inits.items()},
             "probe": dataclasses.asdict(cfg), "rows": rows}
 
