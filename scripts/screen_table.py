@@ -3,8 +3,8 @@
     python scripts/screen_table.py --eval center=screen/eval-center --eval freeform=screen/eval-freeform \
         --base base --vs telea
 
-Reads each report folder's ``per_image.csv`` and prints one markdown row per method: hole PSNR, SSIM, L1 and
-sharpness (mean over the photos) for each hole shape, and the paired hole-PSNR difference to ``--base`` and to
+Reads each report folder's ``per_image.csv`` and prints one markdown row per method: hole PSNR, SSIM, L1,
+sharpness and checkerboard (mean over the photos) for each hole shape, and the paired hole-PSNR difference to ``--base`` and to
 ``--vs`` (mean ± standard error over the photos: every method is scored on the same photos and holes).
 """
 
@@ -31,15 +31,16 @@ def main() -> None:
     methods = list(next(iter(evals.values())))
     head, rule = ["method"], ["---"]
     for shape in evals:
-        head += [f"{shape} PSNR", "SSIM", "L1", "sharpness", f"Δ vs {args.base}", f"Δ vs {args.vs}"]
-        rule += ["---:"] * 6
+        head += [f"{shape} PSNR", "SSIM", "L1", "sharpness", "checker", f"Δ vs {args.base}", f"Δ vs {args.vs}"]
+        rule += ["---:"] * 7
     print("| " + " | ".join(head) + " |\n|" + "|".join(rule) + "|")
     for m in methods:
         cells = [m]
         for scores in evals.values():
             s = scores[m]
             cells += [f"{s[k].mean():.{p}f}"
-                      for k, p in (("psnr_hole", 2), ("ssim_hole", 3), ("l1_hole", 4), ("sharpness_hole", 3))]
+                      for k, p in (("psnr_hole", 2), ("ssim_hole", 3), ("l1_hole", 4), ("sharpness_hole", 3),
+                                         ("checker_hole", 2))]
             cells += ["" if m == args.base else paired(s, scores[args.base]),
                       "" if m == args.vs else paired(s, scores[args.vs])]
         print("| " + " | ".join(cells) + " |")

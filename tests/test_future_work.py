@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from inpaintssl.config import PRESETS, apply_overrides, config_to_dict, get_preset
 from inpaintssl.errors import InpaintsslError
-from inpaintssl.evaluation.metrics import METRIC_KEYS, image_metrics, sharpness_ratio
+from inpaintssl.evaluation.metrics import METRIC_KEYS, checkerboard, image_metrics, sharpness_ratio
 from inpaintssl.evaluation.report import metrics_table
 from inpaintssl.gan import losses
 from inpaintssl.gan.layers import GatedBlock, PartialConv2d, ResizeConv2d
@@ -348,6 +348,26 @@ def test_sharpness_is_one_for_identical_images_and_lower_for_a_blurred_hole():
     noisy = (target + 0.3 * torch.randn_like(target) * hole).clamp(0, 1)
     assert (sharpness_ratio(noisy, target, hole) > 1).all()
     assert "sharpness_hole" in METRIC_KEYS and set(image_metrics(target, target, hole)) == set(METRIC_KEYS)
+
+
+def test_checkerboard_measure_sees_a_grid_locked_pattern_whatever_the_sharpness():
+    torch.manual_seed(0)
+    smooth = F.avg_pool2d(torch.rand(8, 3, 72, 72, dtype=torch.float64), 9, 1)       # (8, 3, 64, 64) detail
+    hole = torch.zeros(8, 1, 64, 64, dtype=torch.float64)
+    hole[..., 16:48, 16:48] = 1
+    i = torch.arange(64, dtype=torch.float64)
+    grid = ((i[:, None] + i[None, :]) % 2) * 2 - 1                                 # +-1 checkerboard
+    stripes = ((i[None, :] // 2) % 2) * 2 - 1                                       # period 4 along x
+    floor = checkerboard(smooth, hole)
+    assert (floor < 0.3).all()
+    faint = 0.1 * smooth.std() * grid                                               # well below the detail
+    assert (checkerboard(smooth + faint, hole) > floor + 0.1).all()
+    assert (checkerboard(smooth + 0.1 * smooth.std() * stripes, hole) > floor + 0.1).all()
+    torch.testing.assert_close(checkerboard(0.5 + 0.1 * smooth, hole), floor)       # contrast-free ratio
+    assert (checkerboard(torch.full_like(smooth, 0.5), hole) == 0).all()            # a flat fill
+    outside = smooth + grid * (1 - hole)                                            # the pattern off the hole
+    torch.testing.assert_close(checkerboard(outside, hole), floor)
+    assert "checker_hole" in METRIC_KEYS
 
 
 def test_report_bolds_the_sharpness_closest_to_one():

@@ -24,6 +24,16 @@ Definitions (per image; ``d = pred - target``; the hole has ``n`` pixels, so ``3
   > 1 more high-frequency energy than the original (noise, artefacts): **closer to 1 is better**
   (:data:`TARGET_VALUE`; the report bolds the mean nearest 1). For a composite, ``pred`` is the
   composite; only hole pixels enter, so this is the fill's sharpness.
+* ``checker_hole`` (weight-free checkerboard measure, hole only) = the share of the fill's fine detail that is
+  locked to the pixel grid at periods 2 and 4: take the luma's high-pass ``h = y - mean_3x3(y)`` (a linear
+  ramp gives 0) over the hole pixels whose 3 x 3 window lies in the hole, split them into the 16 phases
+  ``(row mod 4, col mod 4)``, and return ``sqrt(sum_k n_k (mean_k(h) - mean(h))**2 / sum(h - mean(h))**2)``
+  (``n_k`` pixels in phase k), between 0 and 1. The stride-2 transposed convolutions of a decoder leave
+  patterns of period 2 and 4 that shift the phase means; natural detail averages out, so the original photo,
+  a blurred copy of it and Telea's fill all score a floor of about 0.16 on a 32 x 32 hole (the floor rises
+  for small or thin holes, whose phases hold fewer pixels), and a 1-grey-level checkerboard added to a
+  blurred photo about 0.35 (measured on 200 VOC2007 test photos at 64 px). A flat fill scores 0. The ratio does not depend on how sharp the fill is. **Lower is
+  better**; compare with Telea's.
 
 ``*_hole`` uses only pixels where ``hole == 1``; ``*_image`` uses every pixel. For an inpainting composite
 (prediction inside the hole, the original outside) the whole-image L1 / L2 equal the hole values times the
@@ -51,11 +61,13 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03
 METRICS = ("psnr", "ssim", "l1", "l2")
 REGIONS = ("hole", "image")
 # sharpness (hole only) sits with the hole metrics: psnr_hole, ..., l2_hole, sharpness_hole, psnr_image, ...
-METRIC_KEYS = tuple(f"{m}_hole" for m in METRICS) + ("sharpness_hole",) + tuple(f"{m}_image" for m in METRICS)
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "l2": False, "sharpness": None}
+METRIC_KEYS = (tuple(f"{m}_hole" for m in METRICS) + ("sharpness_hole", "checker_hole")
+               + tuple(f"{m}_image" for m in METRICS))
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "l2": False, "sharpness": None, "checker": False}
 TARGET_VALUE = {"sharpness": 1.0}      # metrics whose best value is a target, not an extreme
 SHARPNESS_EPS = 1e-3                   # added to both mean gradient magnitudes (~1/4 grey level per pixel)
 LUMA = (0.299, 0.587, 0.114)           # ITU-R BT.601
+CHECKER_PERIOD = 4                     # checker_hole's phases: (row mod 4, col mod 4), periods 2 and 4
 
 
 def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
@@ -94,11 +106,16 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p * mu_p + mu_t * mu_t + c1) * (var_p + var_t + c2))
 
 
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB -> (N, 1, H, W) BT.601 luma."""
+    return sum(w * images[:, c:c + 1] for c, w in enumerate(LUMA))
+
+
 def mean_gradient_magnitude(images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     """Mean luma gradient magnitude over the hole's interior pixels (see ``sharpness_hole``): (N,).
 
     images: (N, 3, H, W) in [0, 1]; hole: (N, 1, H, W), 1 = hole."""
-    y = sum(w * images[:, c:c + 1] for c, w in enumerate(LUMA))         # (N, 1, H, W)
+    y = luma(images)                                                    # (N, 1, H, W)
     dx = y[..., :-1, 1:] - y[..., :-1, :-1]                             # (N, 1, H-1, W-1)
     dy = y[..., 1:, :-1] - y[..., :-1, :-1]
     inside = hole[..., :-1, :-1] * hole[..., :-1, 1:] * hole[..., 1:, :-1]   # p, p + x, p + y in the hole
@@ -110,6 +127,26 @@ def sharpness_ratio(pred: torch.Tensor, target: torch.Tensor, hole: torch.Tensor
     """``sharpness_hole``: (G(pred) + eps) / (G(target) + eps), (N,); 1 = as sharp as the target."""
     return ((mean_gradient_magnitude(pred, hole) + SHARPNESS_EPS)
             / (mean_gradient_magnitude(target, hole) + SHARPNESS_EPS))
+
+
+def checkerboard(images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """``checker_hole``: the share of the hole's high-pass luma that repeats with the grid at periods 2 / 4: (N,).
+
+    images: (N, 3, H, W) in [0, 1]; hole: (N, 1, H, W), 1 = hole. An image without a 3 x 3 hole interior,
+    or with no detail there, scores 0."""
+    y = luma(images)
+    h = y - F.avg_pool2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), 3, 1)          # (N, 1, H, W)
+    inside = (-F.max_pool2d(-F.pad(hole, (1, 1, 1, 1)), 3, 1) > 0.5).to(h.dtype)   # its 3 x 3 in the hole
+    k = CHECKER_PERIOD
+    rows, cols = (torch.arange(n, device=h.device) % k for n in h.shape[-2:])
+    onehot = F.one_hot((rows[:, None] * k + cols).flatten(), k * k).to(h.dtype)   # (H W, k k) phase of a pixel
+    n_k = inside.flatten(1) @ onehot                                             # (N, k k) pixels per phase
+    s_k = (h * inside).flatten(1) @ onehot                                       # (N, k k) sums of h
+    n = n_k.sum(1).clamp_min(1.0)
+    mean = s_k.sum(1) / n                                                        # (N,)
+    periodic = (n_k * (s_k / n_k.clamp_min(1.0) - mean[:, None]).square()).sum(1)
+    total = ((h - mean[:, None, None, None]).square() * inside).flatten(1).sum(1)
+    return (periodic / total.clamp_min(1e-12)).sqrt()
 
 
 def image_metrics(pred: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -141,6 +178,7 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) 
         out[f"l1_{region}"] = reduce(diff.abs())
         out[f"l2_{region}"] = l2
     out["sharpness_hole"] = sharpness_ratio(pred, target, hole[:, :1])
+    out["checker_hole"] = checkerboard(pred, hole[:, :1])
     return {k: out[k] for k in METRIC_KEYS}
 
 
