@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader
 from ..checkpoint import atomic_write, atomic_write_text, generator_weights
 from ..config import ModelConfig, get_preset
 from ..errors import InpaintsslError
+from ..evaluation.evaluate import unique_name
 from ..gan.models import Generator, init_weights
 from ..gan.step import generator_input
 from .metrics import classification_metrics
@@ -213,12 +214,7 @@ def _clean(m: dict) -> dict:
 def init_name(init: str, used: set[str]) -> str:
     """The report's name of ``--init``: ``random``, ``bundled``, a run folder's name or a file's stem."""
     path = Path(init)
-    base = init if init in ("random", "bundled") else (path.name if path.is_dir() else path.stem)
-    name, k = base, 2
-    while name in used:
-        name, k = f"{base}-{k}", k + 1
-    used.add(name)
-    return name
+    return unique_name(init if init in ("random", "bundled") else (path.name if path.is_dir() else path.stem), used)
 
 
 def resolve_inits(inits: Sequence[str], preset: str | None = None) -> dict[str, tuple[ModelConfig, dict | None]]:
