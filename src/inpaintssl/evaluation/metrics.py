@@ -29,11 +29,11 @@ Definitions (per image; ``d = pred - target``; the hole has ``n`` pixels, so ``3
   ramp gives 0) over the hole pixels whose 3 x 3 window lies in the hole, split them into the 16 phases
   ``(row mod 4, col mod 4)``, and return ``sqrt(sum_k n_k (mean_k(h) - mean(h))**2 / sum(h - mean(h))**2)``
   (``n_k`` pixels in phase k), between 0 and 1. The stride-2 transposed convolutions of a decoder leave
-  patterns of period 2 and 4 that shift the phase means; natural detail averages out, so the original photo,
-  a blurred copy of it and Telea's fill all score a floor of about 0.16 on a 32 x 32 hole (the floor rises
-  for small or thin holes, whose phases hold fewer pixels), and a 1-grey-level checkerboard added to a
-  blurred photo about 0.35 (measured on 200 VOC2007 test photos at 64 px). A flat fill scores 0. The ratio does not depend on how sharp the fill is. **Lower is
-  better**; compare with Telea's.
+  patterns of period 2 and 4 that shift the phase means; natural detail averages out. Measured on VOC2007
+  test photos at 64 px with 32 x 32 holes: the original photos and blurred copies of them score about 0.16,
+  the blurred copies plus a 1-grey-level checkerboard about 0.35, Telea's diffused fills about 0.08. The floor
+  rises for small or thin holes, whose phases hold fewer pixels. A flat fill scores 0, and the ratio does not
+  depend on how sharp the fill is. **Lower is better**; compare with Telea's and the original's.
 
 ``*_hole`` uses only pixels where ``hole == 1``; ``*_image`` uses every pixel. For an inpainting composite
 (prediction inside the hole, the original outside) the whole-image L1 / L2 equal the hole values times the
