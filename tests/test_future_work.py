@@ -137,7 +137,7 @@ def test_patch_predictor_m3_with_partial_and_gated(conv):
     assert all(torch.isfinite(v) for v in logs.values()) and logs["mse_full"] == 0
 
 
-@pytest.mark.parametrize("name", [n for n in PRESETS if n != "m1-plus-64-pconv"])
+@pytest.mark.parametrize("name", [n for n in PRESETS if n not in ("m1-plus-64-pconv", "m1-plus-64-sharp")])
 def test_presets_gain_the_new_keys_switched_off(name):
     d = config_to_dict(get_preset(name))
     for section, values in OFF.items():
@@ -149,6 +149,14 @@ def test_the_partial_conv_preset_is_m1_plus_64_with_partial_convolutions():
     assert pconv["model"] == dict(plus["model"], conv="partial")
     assert {k: v for k, v in pconv.items() if k not in ("model", "preset")} == \
         {k: v for k, v in plus.items() if k not in ("model", "preset")}
+
+
+def test_the_sharp_preset_adds_a_resize_decoder_and_hinge_sn_to_the_partial_conv_preset():
+    pconv, sharp = config_to_dict(get_preset("m1-plus-64-pconv")), config_to_dict(get_preset("m1-plus-64-sharp"))
+    assert sharp["model"] == dict(pconv["model"], upsample="resize", spectral_norm=True)
+    assert sharp["loss"] == dict(pconv["loss"], adversarial="hinge", w3=3e-4, w4=3e-4)
+    assert {k: v for k, v in sharp.items() if k not in ("model", "loss", "preset")} == \
+        {k: v for k, v in pconv.items() if k not in ("model", "loss", "preset")}
 
 
 # Recorded with the code before issue 15 (torch 2.13 CPU, fp32, one thread): train_step on the smoke preset,

@@ -14,6 +14,8 @@ Presets (paper section 5.4):
 * ``m1-plus``, ``m1-plus-64``: M1 with region-averaged, equally weighted L2 terms, a cosine learning-rate
   schedule and stronger crop augmentation (an improved recipe, issue 8).
 * ``m1-plus-64-pconv``: ``m1-plus-64`` with partial convolutions in the generator's encoder (issue 15).
+* ``m1-plus-64-sharp``: ``m1-plus-64-pconv`` with a resize-convolution decoder and hinge + spectral-norm
+  discriminators at w3 = w4 = 3e-4: sharper fills without a checkerboard, at -0.14 dB (issue 15).
 
 Choices where the paper is silent are fields here, with the paper-faithful value as default and the
 reason in the field's comment.
@@ -234,6 +236,20 @@ def _with_partial_conv(cfg: Config) -> Config:
     return cfg
 
 
+def _with_sharp_fills(cfg: Config) -> Config:
+    """``m1-plus-64-pconv`` with a resize-convolution decoder and hinge + spectral-norm discriminators carrying
+    30x the adversarial weight (w3 = w4 = 3e-4), from issue 15's screening (README): at 1,200 steps on
+    18,411 photos, scored on 966 unseen VOC2007 test photos with centre holes, its fills are much sharper
+    than ``m1-plus-64``'s (sharpness 0.441 vs 0.259; Telea 0.364), at -0.14 ± 0.01 dB hole PSNR and
+    -0.012 SSIM, with no grid-locked checkerboard (``checker_hole`` 0.16, the photos' own floor, vs 0.25).
+    The resize decoder removes the checkerboard that hinge + SN otherwise amplifies (0.33 at 1e-4 with the
+    transposed decoder); with w3 = w4 = 1e-3 hinge cost -0.82 dB."""
+    cfg = _with_partial_conv(cfg)
+    cfg.model.upsample, cfg.model.spectral_norm = "resize", True
+    cfg.loss.adversarial, cfg.loss.w3, cfg.loss.w4 = "hinge", 3e-4, 3e-4
+    return cfg
+
+
 def _small(base, name: str, size: int, width: int, bottleneck: int, batch: int) -> typing.Callable[[], Config]:
     def make() -> Config:
         cfg = base()
@@ -257,6 +273,7 @@ PRESETS: dict[str, typing.Callable[[], Config]] = {
     "m1-plus": _m1_plus,
     "m1-plus-64": _small(_m1_plus, "m1-plus-64", 64, 32, 1000, 32),
     "m1-plus-64-pconv": lambda: _with_partial_conv(_small(_m1_plus, "m1-plus-64-pconv", 64, 32, 1000, 32)()),
+    "m1-plus-64-sharp": lambda: _with_sharp_fills(_small(_m1_plus, "m1-plus-64-sharp", 64, 32, 1000, 32)()),
     "smoke": _small(_m1, "smoke", 32, 16, 128, 8),
 }
 
