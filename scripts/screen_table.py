@@ -4,8 +4,9 @@
         --base base --vs telea
 
 Reads each report folder's ``per_image.csv`` and prints one markdown row per method: hole PSNR, SSIM, L1,
-sharpness and checkerboard (mean over the photos) for each hole shape, and the paired hole-PSNR difference to ``--base`` and to
-``--vs`` (mean ± standard error over the photos: every method is scored on the same photos and holes).
+sharpness and checkerboard (mean over the photos) for each hole shape, and the paired hole-PSNR difference to
+``--base`` and to ``--vs`` (mean ± standard error over the photos: every method is scored on the same photos and
+holes).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03
 # (metric, region) pairs in report order; a metric key is f"{metric}_{region}"
 METRICS = ("psnr", "ssim", "l1", "l2")
 REGIONS = ("hole", "image")
-# sharpness (hole only) sits with the hole metrics: psnr_hole, ..., l2_hole, sharpness_hole, psnr_image, ...
+# sharpness and checker (hole only) sit with the hole metrics: ..., l2_hole, sharpness_hole, checker_hole, psnr_image
 METRIC_KEYS = (tuple(f"{m}_hole" for m in METRICS) + ("sharpness_hole", "checker_hole")
                + tuple(f"{m}_image" for m in METRICS))
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "l2": False, "sharpness": None, "checker": False}
