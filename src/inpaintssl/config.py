@@ -243,7 +243,8 @@ def _with_sharp_fills(cfg: Config) -> Config:
     than ``m1-plus-64``'s (sharpness 0.441 vs 0.259; Telea 0.364), at -0.14 ± 0.01 dB hole PSNR and
     -0.012 SSIM, with no grid-locked checkerboard (``checker_hole`` 0.16, the photos' own floor, vs 0.25).
     The resize decoder removes the checkerboard that hinge + SN otherwise amplifies (0.33 at 1e-4 with the
-    transposed decoder); with w3 = w4 = 1e-3 hinge cost -0.82 dB."""
+    transposed decoder); with w3 = w4 = 1e-3 hinge cost -0.82 dB. By eye its fills carry horizontal and
+    vertical streaks that continue the context's edges: texture, not always in the right place."""
     cfg = _with_partial_conv(cfg)
     cfg.model.upsample, cfg.model.spectral_norm = "resize", True
     cfg.loss.adversarial, cfg.loss.w3, cfg.loss.w4 = "hinge", 3e-4, 3e-4
