@@ -17,6 +17,11 @@ from pathlib import Path
 from inpaintssl.reproduce.report import paired_difference, read_per_image
 
 
+# (header, per_image.csv column, decimals) of each hole-shape block; the first header gets the shape's name
+COLUMNS = (("PSNR", "psnr_hole", 2), ("SSIM", "ssim_hole", 3), ("L1", "l1_hole", 4),
+           ("sharpness", "sharpness_hole", 3), ("checker", "checker_hole", 2))
+
+
 def paired(a: dict, b: dict, key: str = "psnr_hole") -> str:
     mean, se, _ = paired_difference(a[key], b[key])
     return f"{mean:+.2f} ± {se:.2f}"
@@ -32,16 +37,14 @@ def main() -> None:
     methods = list(next(iter(evals.values())))
     head, rule = ["method"], ["---"]
     for shape in evals:
-        head += [f"{shape} PSNR", "SSIM", "L1", "sharpness", "checker", f"Δ vs {args.base}", f"Δ vs {args.vs}"]
-        rule += ["---:"] * 7
+        head += [f"{shape} {COLUMNS[0][0]}", *(h for h, _, _ in COLUMNS[1:]), f"Δ vs {args.base}", f"Δ vs {args.vs}"]
+        rule += ["---:"] * (len(COLUMNS) + 2)
     print("| " + " | ".join(head) + " |\n|" + "|".join(rule) + "|")
     for m in methods:
         cells = [m]
         for scores in evals.values():
             s = scores[m]
-            cells += [f"{s[k].mean():.{p}f}"
-                      for k, p in (("psnr_hole", 2), ("ssim_hole", 3), ("l1_hole", 4), ("sharpness_hole", 3),
-                                         ("checker_hole", 2))]
+            cells += [f"{s[k].mean():.{p}f}" for _, k, p in COLUMNS]
             cells += ["" if m == args.base else paired(s, scores[args.base]),
                       "" if m == args.vs else paired(s, scores[args.vs])]
         print("| " + " | ".join(cells) + " |")
