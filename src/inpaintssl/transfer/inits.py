@@ -59,7 +59,8 @@ def compare_inits(inits: dict[str, tuple[ModelConfig, dict | None]], train: Labe
               "train_images": len(train.files), "test_images": len(test.files), "train_labels": train.source,
               "test_labels": test.source, "transfer": dataclasses.asdict(cfg),
               "reference": reference_levels(train.labels, test.labels), "seconds": time.perf_counter() - t0,
-              "inits": {name: {**init_record(m, ck), "mask": None if ck is None else ck["config"].get("mask", {}).get("kind")}
+              "inits": {name: {**init_record(m, ck),
+                               "mask": None if ck is None else ck["config"].get("mask", {}).get("kind")}
                         for name, (m, ck) in inits.items()},
               "runs": runs}
     result["summary"] = summarise(result)
