@@ -36,18 +36,45 @@ def _log(msg: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the evaluation masks")
 @click.option("--size", type=int, default=None, help="eval size in px (default: the first checkpoint's, else 128)")
 @click.option("--grid-rows", type=int, default=8, show_default=True, help="photos shown in grid.png")
+@click.option("--resolution", type=click.Choice(["square", "native"]), default="square", show_default=True,
+              help="square: the paper's protocol (centre square resized to --size); native: photos at their "
+                   "own size, holes at the photo's scale, filled through the inpaint command's path")
+@click.option("--holes", default="center,strokes", show_default=True,
+              help="native: comma-separated hole kinds (center, rect, strokes)")
+@click.option("--max-side", type=int, default=640, show_default=True,
+              help="native: photos with a longer side above this are shrunk to it")
+@click.option("--fill-path", "fill_paths", default="default", show_default=True,
+              help="native: comma-separated inference paths for every checkpoint (rows name@path); "
+                   "v1, coverage, prefill, low-composite, regions, blend-2, blend-4, thickness-32, "
+                   "thickness-96, native-scale, default")
 @device_option(help="auto, cpu, cuda or cuda:N (for checkpoints)")
 @click.option("--overwrite", is_flag=True, help="replace an existing report in --out")
 @progress_option("no progress bars")
-def evaluate(checkpoints, more_checkpoints, data, out, baselines, mask, limit, seed, size, grid_rows, device,
-             overwrite, no_progress):
+def evaluate(checkpoints, more_checkpoints, data, out, baselines, mask, limit, seed, size, grid_rows, resolution,
+             holes, max_side, fill_paths, device, overwrite, no_progress):
     """Score checkpoints and classical baselines on the same seeded masks; write a report.
 
     Checkpoints come from --checkpoint (repeatable) and from extra paths (--checkpoint A B).
-    Writes OUT/report.md, metrics.json, per_image.csv, grid.png (and loss_curves.png for run folders).
+    Writes OUT/report.md, metrics.json, per_image.csv, grid.png (and loss_curves.png for run folders);
+    with --resolution native, grid_<holes>.png of crops at the photos' own resolution instead.
     """
     from ..evaluation.evaluate import run_evaluation
     from ..evaluation.report import check_report_dir, write_report
+
+    if resolution == "native":
+        from ..evaluation.native import run_native, write_native_report
+        if size is not None:
+            raise InpaintsslError("--size is the square protocol's; --resolution native keeps each photo's size "
+                                  "(use --max-side to cap it)")
+        result = run_native([*checkpoints, *more_checkpoints], list(data), baselines,
+                            kinds=[k.strip() for k in holes.split(",") if k.strip()],
+                            fill_paths=[p.strip() for p in fill_paths.split(",") if p.strip()], limit=limit,
+                            seed=seed, max_side=max_side, device=device, grid_rows=grid_rows, log=_log,
+                            progress=not no_progress)
+        command = "inpaintssl evaluate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else ""
+        paths = write_native_report(result, out, command=command, overwrite=overwrite)
+        click.echo(f"{len(result.images)} photos x {len(result.info)} methods; report: {paths['report.md']}")
+        return
 
     if size is not None and size < 16:
         raise InpaintsslError(f"--size {size}: must be at least 16 px")

@@ -22,7 +22,7 @@ Protocol (the same for every method):
 Methods (registry :data:`BASELINES`; checkpoints are named by their run folder):
 
 * ``telea`` / ``ns``: ``cv2.inpaint`` (Telea's fast marching / Navier-Stokes), radius
-  :data:`OPENCV_RADIUS` px, from the optional ``opencv-python-headless`` (``pip install 'inpaintssl[eval]'``).
+  :data:`OPENCV_RADIUS` px, from ``opencv-python-headless`` (a dependency: the inpainter pre-fills with Telea).
   Both treat channels alike, so RGB order needs no conversion. OpenCV reads a few hole pixels where
   the hole touches the image border (their value moves its output by <= 3/255 there), which is one
   reason every method gets the same gray-filled input and never the original;
@@ -131,13 +131,8 @@ def mean_fill(corrupted: np.ndarray, holes: np.ndarray) -> np.ndarray:
 
 
 def opencv_method(flag: str) -> Method:
-    """``cv2.inpaint`` with the named flag (INPAINT_TELEA or INPAINT_NS); cv2 is imported here, lazily."""
-    try:
-        import cv2
-    except ImportError:
-        raise InpaintsslError("the telea and ns baselines need OpenCV, which is not installed: run "
-                              "pip install 'inpaintssl[eval]' (or opencv-python-headless), or pass "
-                              "--baselines mean") from None
+    """``cv2.inpaint`` with the named flag (INPAINT_TELEA or INPAINT_NS)."""
+    import cv2
     code = getattr(cv2, flag)
 
     def fill(corrupted: np.ndarray, holes: np.ndarray) -> np.ndarray:

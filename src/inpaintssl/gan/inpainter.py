@@ -1,27 +1,39 @@
 """Inpaint photos of any size with a trained generator.
 
-    inpainter = Inpainter.from_checkpoint("runs/m1")          # a run folder or a .pt file
+    inpainter = Inpainter.from_checkpoint("runs/fcn")         # a run folder or a .pt file
     out = inpainter(rgb, hole)        # rgb: (H, W, 3) uint8; hole: (H, W) bool -> (H, W, 3) uint8
 
-How a photo of any size is handled (the model only knows S x S images with the hole in the middle):
+How a photo is filled (:class:`FillPath` holds the choices; :data:`FILL_PATHS` names the measured ones,
+``default`` being what ``inpaint``, ``serve`` and the demo use):
 
-1. the hole's bounding box is found; a square *context window* of side 2 x max(box height, box width)
-   is centred on it, so the hole sits inside the window's central half, as in training (the paper's
-   hole is the central square of half the side). Parts of the window beyond the photo are filled by
-   edge replication;
-2. the hole's pixels are blanked *before* the window is resized to S x S (bicubic), so nothing of what
-   is being removed reaches the model; the low-resolution mask is every pixel that a hole pixel falls
-   into, dilated by the resize kernel's reach (every pixel whose bicubic taps touch the hole, see
-   :func:`low_res_hole`), so the model never sees the blank blended into the context either. The
-   generator predicts the window (M3: its central patch);
-3. the prediction is resized back to the window's size and copied into the hole pixels only: every
-   pixel outside the hole is bit-identical to the input.
+1. **pre-fill**: the hole is first filled at the photo's resolution by OpenCV's Telea (from the pixels
+   outside the hole only), so that shrinking a window never blends a blank into the context (``prefill``);
+2. **regions**: each connected region of the hole (regions closer than a few pixels merged) gets its own
+   window (``windows="regions"``); ``"one"`` = one window for the whole mask;
+3. **scale**: a fixed-size generator (Table 1's U-Net, trained at S x S) gets a square window of twice the
+   region's bounding box resized to S (``scale="window"``). The fully convolutional generator
+   (``model.arch=fcn``) runs the region's bounding box plus a margin at the scale where the region's
+   thickness (the diameter of its largest inscribed disc) is at most ``thickness`` working pixels: thin
+   brush strokes at the photo's own scale, a large hole shrunk until it is as thick as in training
+   (``scale="thickness"``);
+4. **mask**: a working pixel is a hole when over half of it is hole (``low_mask="coverage"``); ``"dilated"``
+   also marks every pixel the bicubic resize computes from a hole pixel (:func:`low_res_hole`);
+5. the prediction is composited with the window's context at the working resolution (``low_composite``),
+   resized back, optionally blended with the pre-fill over the hole's first ``blend`` pixels, and copied
+   into the region's hole pixels only: every pixel outside the hole is bit-identical to the input, and
+   the hole's own pixels never reach the model or the pre-fill, so changing them changes nothing.
+
+``FILL_PATHS["v1"]`` is the path before the redesign (no pre-fill, the dilated mask, one window, no low-res
+composite); the native protocol (:mod:`..evaluation.native`) measures every step.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import cv2
 
 import numpy as np
 import torch
@@ -32,7 +44,9 @@ from ..config import Config, config_from_dict
 from ..errors import InpaintsslError
 from ..data.images import to_tensor, to_uint8
 from .masks import center_mask
-from .models import Generator
+from .fcn import MULTIPLE
+from .models import make_generator
+from .prefill import telea_prefill
 from .step import autocast, generate, pick_device, resolve_precision
 
 
@@ -107,6 +121,76 @@ def low_res_hole(hole: np.ndarray, S: int) -> torch.Tensor:
     return torch.maximum(m, torch.from_numpy(touched).float()[None, None])
 
 
+@dataclass(frozen=True)
+class FillPath:
+    """The inference path's choices (module docstring, steps 1-5)."""
+    prefill: str = "telea"          # telea | none (hole pixels blanked to 0, mid-gray)
+    windows: str = "regions"        # regions (one window per connected hole region) | one
+    low_mask: str = "coverage"      # coverage (> half of the working pixel is hole) | dilated
+    low_composite: bool = True      # composite prediction and context before resizing back
+    blend: int = 0                  # hole pixels within this distance of the border mix in the pre-fill
+    thickness: int = 64             # fcn: the hole's thickness at the working scale, at most (px)
+
+    def __post_init__(self):
+        checks = (("prefill", ("telea", "none")), ("windows", ("regions", "one")),
+                  ("low_mask", ("coverage", "dilated")))
+        for key, ok in checks:
+            if getattr(self, key) not in ok:
+                raise InpaintsslError(f"fill path {key}={getattr(self, key)!r}: choose {' or '.join(ok)}")
+        if self.blend < 0 or self.thickness < 8:
+            raise InpaintsslError("fill path: blend must be >= 0 and thickness >= 8")
+
+
+FILL_PATHS: dict[str, FillPath] = {
+    "v1": FillPath(prefill="none", windows="one", low_mask="dilated", low_composite=False),
+    "coverage": FillPath(prefill="none", windows="one", low_composite=False),
+    "prefill": FillPath(windows="one", low_composite=False),
+    "low-composite": FillPath(windows="one"),
+    "regions": FillPath(),
+    "blend-2": FillPath(blend=2),
+    "blend-4": FillPath(blend=4),
+    "thickness-32": FillPath(thickness=32),
+    "thickness-96": FillPath(thickness=96),
+    "native-scale": FillPath(thickness=10_000),
+    "default": FillPath(),
+}
+MAX_REGIONS = 16                    # more separate regions than this: one window for the whole mask
+
+
+def hole_regions(hole: np.ndarray) -> list[np.ndarray]:
+    """The hole split into connected regions, (H, W) bool each; regions closer than ~1% of the shorter side
+    (at least 3 px) are one region; more than :data:`MAX_REGIONS` -> the whole hole as one region."""
+    reach = max(3, min(hole.shape) // 100)
+    grown = cv2.dilate(hole.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+    n, labels = cv2.connectedComponents(grown, connectivity=8)
+    if n - 1 > MAX_REGIONS or n <= 2:
+        return [hole]
+    return [hole & (labels == k) for k in range(1, n)]
+
+
+def thickness(region: np.ndarray) -> float:
+    """The diameter of the largest disc inside the region (px): 2 x its largest distance to a non-hole pixel."""
+    padded = np.pad(region.astype(np.uint8), 1)
+    return 2.0 * float(cv2.distanceTransform(padded, cv2.DIST_L2, 5).max())
+
+
+def _box(region: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(region)
+    return int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+
+
+def coverage_hole(hole: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(h, w) bool -> (1, 1, *size) float mask: 1 where over half of the working pixel is hole."""
+    m = torch.from_numpy(hole).float()[None, None]
+    if tuple(hole.shape) == tuple(size):
+        return m
+    if hole.shape[0] >= size[0] and hole.shape[1] >= size[1]:
+        frac = F.interpolate(m, size=size, mode="area")
+    else:
+        frac = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+    return (frac > 0.5).float()
+
+
 class Inpainter:
     """A generator in eval mode plus the config it was trained with.
 
@@ -122,9 +206,10 @@ class Inpainter:
     ~9 vs ~12 ms of it, the resizes most of the rest), so bf16 is kept at batch 1 too; batched at 64 px
     (evaluate's path, 50 images) 2.5 vs 4.4 ms per image, fills again within 1 (mean 0.09)."""
 
-    def __init__(self, generator: Generator, cfg: Config, device: torch.device, name: str = "model",
-                 amp: bool = True):
+    def __init__(self, generator: torch.nn.Module, cfg: Config, device: torch.device, name: str = "model",
+                 amp: bool = True, path: FillPath | None = None):
         self.generator, self.cfg, self.device, self.name = generator.eval(), cfg, device, name
+        self.fill_path = path or FILL_PATHS["default"]          # how __call__ runs it (module docstring)
         self.precision = resolve_precision(device, amp)         # "bf16" (autocast) or "fp32"
         if self.precision == "bf16":
             self.generator = self.generator.to(memory_format=torch.channels_last)
@@ -135,7 +220,7 @@ class Inpainter:
     def from_checkpoint(cls, path: Path | str, device: str = "auto", amp: bool = True) -> "Inpainter":
         ckpt = load_checkpoint(Path(path))
         cfg = config_from_dict(ckpt["config"])
-        G = Generator(cfg.model)
+        G = make_generator(cfg.model)
         try:
             G.load_state_dict(generator_weights(ckpt))
         except RuntimeError as e:
@@ -173,19 +258,69 @@ class Inpainter:
             pred = generate(self.generator, x, m, self.cfg)
         return pred.float().contiguous()
 
+    @property
+    def fully_convolutional(self) -> bool:
+        return self.cfg.model.arch == "fcn"
+
+    def with_path(self, path: FillPath | str) -> "Inpainter":
+        """The same model (shared weights) with another :class:`FillPath` (or the name of one in :data:`FILL_PATHS`)."""
+        if isinstance(path, str):
+            if path not in FILL_PATHS:
+                raise InpaintsslError(f"unknown fill path {path!r}; choose one of {', '.join(FILL_PATHS)}")
+            path = FILL_PATHS[path]
+        other = object.__new__(Inpainter)
+        other.__dict__.update(self.__dict__, fill_path=path)
+        return other
+
     @torch.no_grad()
-    def predict_window(self, window: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        """window: (s, s, 3) uint8, hole: (s, s) bool -> the model's (s, s, 3) uint8 prediction."""
-        S, s = self.image_size, window.shape[0]
-        x = to_tensor(window).unsqueeze(0)                                       # (1, 3, s, s)
-        x = x.masked_fill(torch.from_numpy(hole)[None, None], 0.0)              # blank the hole before resizing
-        x = _resize(x, S).clamp(-1, 1)                                           # (1, 3, S, S)
-        m = low_res_hole(hole, S)                                                # (1, 1, S, S), dilated
+    def predict_window(self, window: np.ndarray, hole: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+        """window: (h, w, 3) uint8 (square for a fixed-size generator), hole: (h, w) bool -> the (h, w, 3) uint8
+        fill, run at the working ``size`` (default: the model's S x S; the fcn generator takes any size).
+
+        The hole's pixels are blanked before the resize; with a pre-filled window (``__call__``) they hold the
+        pre-fill, which comes from the context only."""
+        p = self.fill_path
+        h, w = window.shape[:2]
+        size = size or (self.image_size, self.image_size)
+        x = to_tensor(window).unsqueeze(0)                                       # (1, 3, h, w)
+        if p.prefill == "none":
+            x = x.masked_fill(torch.from_numpy(hole)[None, None], 0.0)          # blank the hole before resizing
+        if (h, w) != tuple(size):
+            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False,
+                              antialias=h > size[0] or w > size[1]).clamp(-1, 1)
+        if p.low_mask == "dilated" and h == w and size[0] == size[1]:
+            m = low_res_hole(hole, size[0])                                      # (1, 1, S, S), dilated
+        else:
+            m = coverage_hole(hole, size)
         if self.cfg.model.predict == "patch":          # M3 was trained on the central square hole only
-            m = center_mask(1, S)
-        pred = self.generate(x.to(self.device), m.to(self.device)).cpu()
-        pred = F.interpolate(pred, size=(s, s), mode="bicubic", align_corners=False, antialias=S > s)
+            m = center_mask(1, size[0])
+        xin, min_ = x, m
+        if self.fully_convolutional:                   # pad to a multiple of 8: replicated context, no hole
+            ph, pw = -size[0] % MULTIPLE, -size[1] % MULTIPLE
+            xin = F.pad(x, (0, pw, 0, ph), mode="replicate")
+            min_ = F.pad(m, (0, pw, 0, ph))
+        pred = self.generate(xin.to(self.device), min_.to(self.device)).cpu()[..., :size[0], :size[1]]
+        if p.low_composite:
+            pred = m * pred + (1 - m) * (x.masked_fill(m > 0, 0.0) if p.prefill == "none" else x)
+        if (h, w) != tuple(size):
+            pred = F.interpolate(pred, size=(h, w), mode="bicubic", align_corners=False,
+                                 antialias=size[0] > h or size[1] > w)
         return to_uint8(pred[0].clamp(-1, 1))
+
+    def _fill_region(self, base: np.ndarray, region: np.ndarray, hole: np.ndarray) -> tuple[tuple, np.ndarray]:
+        """((top, left), the window's fill) for one region; ``base`` is the (pre-filled) photo."""
+        H, W = region.shape
+        y0, y1, x0, x1 = _box(region)
+        if not self.fully_convolutional:               # a square of twice the box, resized to S
+            top, left, side = context_window(region)
+            window = _crop_padded(base, top, left, side)
+            return (top, left), self.predict_window(window, _crop_padded(region, top, left, side))
+        scale = min(1.0, self.fill_path.thickness / max(1.0, thickness(region)))
+        margin = int(round(max(max(y1 - y0, x1 - x0) / 2, 64 / scale)))
+        top, bottom, left, right = max(0, y0 - margin), min(H, y1 + margin), max(0, x0 - margin), min(W, x1 + margin)
+        size = (max(MULTIPLE, round((bottom - top) * scale)), max(MULTIPLE, round((right - left) * scale)))
+        window, wh = base[top:bottom, left:right], region[top:bottom, left:right]
+        return (top, left), self.predict_window(window, wh, size)
 
     def __call__(self, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -193,12 +328,22 @@ class Inpainter:
         if hole.shape != rgb.shape[:2]:
             raise InpaintsslError(f"mask is {hole.shape[1]}x{hole.shape[0]} but the image is "
                                   f"{rgb.shape[1]}x{rgb.shape[0]}")
+        hole = np.asarray(hole, dtype=bool)
         if not hole.any():
             return rgb.copy()
-        top, left, side = context_window(hole)
-        window = _crop_padded(rgb, top, left, side)
-        pred = self.predict_window(window, _crop_padded(hole, top, left, side))
+        p = self.fill_path
+        base = rgb.copy()
+        base[hole] = 0
+        if p.prefill == "telea":
+            base = telea_prefill(rgb, hole)
         out = rgb.copy()
-        ys, xs = np.nonzero(hole)
-        out[ys, xs] = pred[ys - top, xs - left]                # hole pixels only
+        for region in (hole_regions(hole) if p.windows == "regions" else [hole]):
+            (top, left), pred = self._fill_region(base, region, hole)
+            ys, xs = np.nonzero(region)
+            out[ys, xs] = pred[ys - top, xs - left]            # this region's hole pixels only
+        if p.blend > 0 and p.prefill == "telea":
+            inside = cv2.distanceTransform(np.pad(hole.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+            a = np.clip(inside / (p.blend + 1), 0, 1)[..., None]
+            mixed = np.round(a * out + (1 - a) * base).astype(np.uint8)
+            out[hole] = mixed[hole]
         return out

@@ -86,18 +86,21 @@ def _rect_box(size: int, d: _Draws, cfg: MaskConfig) -> tuple[int, int, int, int
     return d.randint(0, size - h), d.randint(0, size - w), h, w
 
 
-def _stroke_segments(size: int, d: _Draws, cfg: MaskConfig) -> list[tuple[float, float, float, float, float]]:
-    """(ax, ay, bx, by, radius) of every segment of 1..strokes_max poly-line brush strokes."""
+def _stroke_segments(height: int, width: int, d: _Draws,
+                     cfg: MaskConfig) -> list[tuple[float, float, float, float, float]]:
+    """(ax, ay, bx, by, radius) of every segment of 1..strokes_max poly-line brush strokes in an image of
+    ``height`` x ``width``: widths and steps are fractions of the shorter side, positions of each axis."""
+    short = min(height, width)
     segs = []
     for _ in range(d.randint(1, max(1, cfg.strokes_max))):
-        radius = 0.5 * size * d.uniform(cfg.brush_min, cfg.brush_max)
-        x, y = d.uniform(0, size), d.uniform(0, size)
+        radius = 0.5 * short * d.uniform(cfg.brush_min, cfg.brush_max)
+        x, y = d.uniform(0, width), d.uniform(0, height)
         angle = d.uniform(0, 2 * math.pi)
         for _ in range(d.randint(2, 6)):                          # vertices of the poly-line
             angle += d.uniform(-math.pi / 2, math.pi / 2)
-            step = d.uniform(0.1, 0.35) * size
-            nx = min(max(x + step * math.cos(angle), 0.0), float(size))
-            ny = min(max(y + step * math.sin(angle), 0.0), float(size))
+            step = d.uniform(0.1, 0.35) * short
+            nx = min(max(x + step * math.cos(angle), 0.0), float(width))
+            ny = min(max(y + step * math.sin(angle), 0.0), float(height))
             segs.append((x, y, nx, ny, radius))
             x, y = nx, ny
     return segs
@@ -106,14 +109,14 @@ def _stroke_segments(size: int, d: _Draws, cfg: MaskConfig) -> list[tuple[float,
 def _paint_segments(out: torch.Tensor, owner: list[int], segs: list[tuple]) -> None:
     """out[b] |= the pixels whose centre lies within radius of a segment of sample b, all segments at once.
 
-    out: (B, S, S) bool; owner[i] is the sample of segment segs[i]. A segment only reaches the pixels of
+    out: (B, H, W) bool; owner[i] is the sample of segment segs[i]. A segment only reaches the pixels of
     its bounding box grown by the radius, so each gets a W x W window (its box + a margin) instead of
     the whole image; segments are sorted by size and handled in chunks of about 64k pixels (temporaries
     that stay in cache). Each pixel's distance is computed in float32 with the same operations as one
     full-image distance map per segment (this module's earlier code), so the pixels are the same."""
     if not segs:
         return
-    B, S = out.shape[0], out.shape[-1]
+    B, H, W_img = out.shape
     s = torch.tensor(segs, dtype=torch.float64)                   # (N, 5): ax, ay, bx, by, radius
     dx, dy, r = s[:, 2] - s[:, 0], s[:, 3] - s[:, 1], s[:, 4]
     side = torch.maximum(dx.abs(), dy.abs()) + 2 * r              # of the segment's grown bounding box
@@ -126,8 +129,8 @@ def _paint_segments(out: torch.Tensor, owner: list[int], segs: list[tuple]) -> N
     col = lambda v: v.float().view(-1, 1, 1)                      # noqa: E731  (N,) -> (N, 1, 1) float32
     ax, ay, dx, dy, l2, r = col(s[:, 0]), col(s[:, 1]), col(dx), col(dy), col(l2), col(r)
     pad = int(side[0].ceil()) + 3                                 # the largest window: fits in the border
-    P = S + 2 * pad
-    canvas = torch.zeros(B * P * P, dtype=torch.uint8)            # (B, P, P) flat, the image at [pad, pad + S)
+    PH, PW = H + 2 * pad, W_img + 2 * pad
+    canvas = torch.zeros(B * PH * PW, dtype=torch.uint8)          # (B, PH, PW) flat, the image at [pad, pad + H)
     i = 0
     while i < len(segs):
         W = int(side[i].ceil()) + 3
@@ -137,9 +140,9 @@ def _paint_segments(out: torch.Tensor, owner: list[int], segs: list[tuple]) -> N
         px, py = (X + 0.5).float()[:, None, :], (Y + 0.5).float()[:, :, None]           # pixel centres
         t = (((px - ax[j]) * dx[j] + (py - ay[j]) * dy[j]) / l2[j]).clamp_(0, 1)         # (n, W, W)
         hit = torch.hypot(px - (ax[j] + t * dx[j]), py - (ay[j] + t * dy[j])) <= r[j]
-        flat = ((own[j, None] * P + Y + pad) * P)[:, :, None] + (X + pad)[:, None, :]   # (n, W, W)
+        flat = ((own[j, None] * PH + Y + pad) * PW)[:, :, None] + (X + pad)[:, None, :]  # (n, W, W)
         canvas.scatter_reduce_(0, flat.view(-1), hit.view(-1).view(torch.uint8), "amax")
-    out |= canvas.view(B, P, P)[:, pad:pad + S, pad:pad + S].bool()
+    out |= canvas.view(B, PH, PW)[:, pad:pad + H, pad:pad + W_img].bool()
 
 
 def make_masks(kind: str, batch: int, size: int, generator: torch.Generator,
@@ -167,12 +170,47 @@ def make_masks(kind: str, batch: int, size: int, generator: torch.Generator,
             top, left, h, w = _rect_box(size, d, cfg)
             out[b, top:top + h, left:left + w] = True
         else:
-            new = _stroke_segments(size, d, cfg)
+            new = _stroke_segments(size, size, d, cfg)
             owner += [b] * len(new)
             segs += new
     d.close()
     _paint_segments(out, owner, segs)
     return out.float().unsqueeze(1)
+
+
+PHOTO_KINDS = ("center", "rect", "strokes")
+PHOTO_STROKES = MaskConfig(strokes_max=4, brush_min=0.02, brush_max=0.08)   # widths: 2-8% of the shorter side
+PHOTO_RECT = (0.25, 0.5)                                                  # sides: 25-50% of the shorter side
+
+
+def photo_hole(kind: str, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """One hole drawn at a photo's own scale, (height, width) bool, True = hole (the native protocol).
+
+    ``center``: the central square whose side is half the shorter side (the paper's hole, scaled);
+    ``rect``: a rectangle whose sides are 25-50% of the shorter side, anywhere; ``strokes``: 1-4 brush
+    strokes (poly-lines of round-capped segments) 2-8% of the shorter side wide, what people paint over
+    an object or a wire. Sizes are relative to the shorter side, so a hole covers the same share of a
+    500 x 375 photo as of its 128 px thumbnail."""
+    short = min(height, width)
+    out = torch.zeros(1, height, width, dtype=torch.bool)
+    if kind == "center":
+        side = max(1, short // 2)
+        top, left = (height - side) // 2, (width - side) // 2
+        out[0, top:top + side, left:left + side] = True
+        return out[0]
+    d = _Draws(generator, _max_draws("freeform", PHOTO_STROKES))
+    if kind == "rect":
+        h = max(1, round(d.uniform(*PHOTO_RECT) * short))
+        w = max(1, round(d.uniform(*PHOTO_RECT) * short))
+        top, left = d.randint(0, height - h), d.randint(0, width - w)
+        out[0, top:top + h, left:left + w] = True
+    elif kind == "strokes":
+        segs = _stroke_segments(height, width, d, PHOTO_STROKES)
+        _paint_segments(out, [0] * len(segs), segs)
+    else:
+        raise ValueError(f"unknown photo hole kind {kind!r}; choose one of {', '.join(PHOTO_KINDS)}")
+    d.close()
+    return out[0]
 
 
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:

@@ -43,6 +43,7 @@ import torch
 import torch.nn as nn
 
 from ..config import ModelConfig
+from .fcn import ConvGenerator
 from .layers import MASKED_BLOCKS, MaskedBlock, ResizeConv2d
 
 _MULTS = (1, 1, 2, 4, 8, 8, 8, 8)
@@ -202,10 +203,18 @@ def add_spectral_norm(module: nn.Module) -> nn.Module:
     return module
 
 
+def make_generator(cfg: ModelConfig) -> nn.Module:
+    """The generator ``model.arch`` names: Table 1's :class:`Generator` or the fully convolutional
+    :class:`.fcn.ConvGenerator`."""
+    if cfg.arch == "fcn":
+        return ConvGenerator(cfg)
+    return Generator(cfg)
+
+
 def build_models(cfg: ModelConfig) -> dict[str, nn.Module]:
     """The generator and whichever discriminators the config enables, DCGAN-initialised
     (the discriminators spectrally normalised after the initialisation with ``model.spectral_norm``)."""
-    models: dict[str, nn.Module] = {"generator": Generator(cfg)}
+    models: dict[str, nn.Module] = {"generator": make_generator(cfg)}
     if cfg.global_d:
         models["d_global"] = Discriminator(cfg.image_size, cfg.d_width, "global", cfg.d_norm)
     if cfg.local_d:

@@ -40,6 +40,7 @@ from ..config import Config, config_to_dict
 from ..errors import InpaintsslError
 from .masks import make_masks, step_generator
 from .models import build_models
+from .prefill import telea_fill
 
 
 def pick_device(name: str) -> torch.device:
@@ -82,8 +83,14 @@ def paste_patch(corrupted: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
     return F.pad(patch, (a, s - p - a, a, s - p - a)) + corrupted
 
 
-def generator_input(real: torch.Tensor, mask: torch.Tensor, mask_channel: bool) -> torch.Tensor:
-    x = real * (1 - mask)                                          # (B, 3, S, S), hole = 0 (mid-gray)
+def generator_input(real: torch.Tensor, mask: torch.Tensor, mask_channel: bool, hole_fill: str = "zero") -> torch.Tensor:
+    """What the generator reads: the image with its hole set to 0 (mid-gray; ``hole_fill="zero"``, the
+    paper's I * (1 - M)) or to OpenCV's Telea fill of the context (``"telea"``, :mod:`.prefill`),
+    plus the mask as a 4th channel with ``mask_channel``."""
+    if hole_fill == "telea":
+        x = telea_fill(real, mask)
+    else:
+        x = real * (1 - mask)                                      # (B, 3, S, S), hole = 0 (mid-gray)
     return torch.cat([x, mask], dim=1) if mask_channel else x
 
 
@@ -91,7 +98,7 @@ def generate(G: torch.nn.Module, real: torch.Tensor, mask: torch.Tensor, cfg: Co
     """I_gen = G(I * (1 - M)) as a full (B, 3, S, S) image (the patch pasted in for M3).
 
     G also gets the mask, which only a partial-convolution encoder reads (``model.conv=partial``)."""
-    out = G(generator_input(real, mask, cfg.model.mask_channel), mask)
+    out = G(generator_input(real, mask, cfg.model.mask_channel, cfg.model.hole_fill), mask)
     if cfg.model.predict == "patch":
         return paste_patch(real * (1 - mask), out.to(real.dtype))
     return out

@@ -162,7 +162,7 @@ def ema_bn_inputs(cfg: Config, ds, part: slice, device: torch.device, batches: i
     for step in range(batches):
         real = ds.batch(range(step * b, (step + 1) * b)[part]).to(device)
         mask = training_masks(cfg, step, b)[part].to(device)
-        yield generator_input(real, mask, cfg.model.mask_channel), mask
+        yield generator_input(real, mask, cfg.model.mask_channel, cfg.model.hole_fill), mask
 
 
 def refresh_ema_bn(state: TrainState, ds, part: slice) -> None:
