@@ -12,10 +12,10 @@ How a photo is filled (:class:`FillPath` holds the choices; :data:`FILL_PATHS` n
    window (``windows="regions"``); ``"one"`` = one window for the whole mask;
 3. **scale**: a fixed-size generator (Table 1's U-Net, trained at S x S) gets a square window of twice the
    region's bounding box resized to S (``scale="window"``). The fully convolutional generator
-   (``model.arch=fcn``) runs the region's bounding box plus a margin at the scale where the region's
-   thickness (the diameter of its largest inscribed disc) is at most ``thickness`` working pixels: thin
-   brush strokes at the photo's own scale, a large hole shrunk until it is as thick as in training
-   (``scale="thickness"``);
+   (``model.arch=fcn``) runs the region's bounding box plus :data:`CONTEXT` working pixels of context at
+   the scale where the region's thickness (the diameter of its largest inscribed disc) is at most
+   ``thickness`` working pixels: thin brush strokes at the photo's own scale (all such regions in one
+   window), a large hole shrunk until it is as thick as the holes it was trained on;
 4. **mask**: a working pixel is a hole when over half of it is hole (``low_mask="coverage"``); ``"dilated"``
    also marks every pixel the bicubic resize computes from a hole pixel (:func:`low_res_hole`);
 5. the prediction is composited with the window's context at the working resolution (``low_composite``),
@@ -154,6 +154,7 @@ FILL_PATHS: dict[str, FillPath] = {
     "native-scale": FillPath(thickness=10_000),
     "default": FillPath(),
 }
+CONTEXT = 64                        # fcn: working pixels of context around a region's box
 MAX_REGIONS = 16                    # more separate regions than this: one window for the whole mask
 
 
@@ -307,7 +308,11 @@ class Inpainter:
                                  antialias=size[0] > h or size[1] > w)
         return to_uint8(pred[0].clamp(-1, 1))
 
-    def _fill_region(self, base: np.ndarray, region: np.ndarray, hole: np.ndarray) -> tuple[tuple, np.ndarray]:
+    def _scale(self, region: np.ndarray) -> float:
+        """The fcn generator's working scale for a region: its thickness becomes at most ``thickness`` px."""
+        return min(1.0, self.fill_path.thickness / max(1.0, thickness(region)))
+
+    def _fill_region(self, base: np.ndarray, region: np.ndarray, scale: float = 1.0) -> tuple[tuple, np.ndarray]:
         """((top, left), the window's fill) for one region; ``base`` is the (pre-filled) photo."""
         H, W = region.shape
         y0, y1, x0, x1 = _box(region)
@@ -315,12 +320,22 @@ class Inpainter:
             top, left, side = context_window(region)
             window = _crop_padded(base, top, left, side)
             return (top, left), self.predict_window(window, _crop_padded(region, top, left, side))
-        scale = min(1.0, self.fill_path.thickness / max(1.0, thickness(region)))
-        margin = int(round(max(max(y1 - y0, x1 - x0) / 2, 64 / scale)))
+        margin = int(round(CONTEXT / scale))           # context around the box: CONTEXT working pixels
         top, bottom, left, right = max(0, y0 - margin), min(H, y1 + margin), max(0, x0 - margin), min(W, x1 + margin)
         size = (max(MULTIPLE, round((bottom - top) * scale)), max(MULTIPLE, round((right - left) * scale)))
         window, wh = base[top:bottom, left:right], region[top:bottom, left:right]
         return (top, left), self.predict_window(window, wh, size)
+
+    def _regions(self, hole: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """(region, working scale) pairs: one per connected region (``windows="regions"``) or one for the mask.
+        For the fcn generator the regions thin enough for the photo's own scale share one window."""
+        regions = hole_regions(hole) if self.fill_path.windows == "regions" else [hole]
+        if not self.fully_convolutional:
+            return [(r, 1.0) for r in regions]
+        scaled = [(r, self._scale(r)) for r in regions]
+        native = [r for r, s in scaled if s == 1.0]
+        rest = [(r, s) for r, s in scaled if s < 1.0]
+        return ([(np.logical_or.reduce(native), 1.0)] if native else []) + rest
 
     def __call__(self, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -337,8 +352,8 @@ class Inpainter:
         if p.prefill == "telea":
             base = telea_prefill(rgb, hole)
         out = rgb.copy()
-        for region in (hole_regions(hole) if p.windows == "regions" else [hole]):
-            (top, left), pred = self._fill_region(base, region, hole)
+        for region, scale in self._regions(hole):
+            (top, left), pred = self._fill_region(base, region, scale)
             ys, xs = np.nonzero(region)
             out[ys, xs] = pred[ys - top, xs - left]            # this region's hole pixels only
         if p.blend > 0 and p.prefill == "telea":
