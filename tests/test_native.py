@@ -161,3 +161,18 @@ def test_swd_is_zero_for_the_same_patches_and_grows_with_a_flat_fill():
     same = swd_hole([hole_patches(img, img, hole, np.random.default_rng(1))])
     gray = swd_hole([hole_patches(flat, img, hole, np.random.default_rng(1))])
     assert max(same) < 1e-6 and min(gray) > 10
+
+
+def test_hole_metrics_on_the_crop_equal_those_on_the_whole_photo():
+    from inpaintssl.evaluation.metrics import image_metrics, uint8_to_unit
+    from inpaintssl.evaluation.native import SCORE_KEYS, hole_metrics
+    rng = np.random.default_rng(4)
+    img = synthetic_photo(rng, 120, 160)
+    for hole in (photo_hole("strokes", 120, 160, step_generator(0, 1, 7)).numpy(),
+                 photo_hole("center", 120, 160, None).numpy()):
+        comp = img.copy()
+        comp[hole] = rng.integers(0, 256, size=(hole.sum(), 3))
+        full = image_metrics(uint8_to_unit(comp[None]), uint8_to_unit(img[None]), torch.from_numpy(hole)[None, None])
+        crop = hole_metrics(comp, img, hole)
+        for k in SCORE_KEYS:
+            torch.testing.assert_close(crop[k], full[k], rtol=1e-12, atol=1e-12)

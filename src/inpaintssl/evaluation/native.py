@@ -57,6 +57,7 @@ from .metrics import image_metrics, uint8_to_unit
 MAX_SIDE = 640                  # longer side cap of the native protocol (px)
 NATIVE_MASK_STREAM = 7          # step_generator stream of the native holes (64 px protocol: 5; training: 0, 2)
 SWD_LEVELS, SWD_PATCH, SWD_PER_IMAGE, SWD_DIRECTIONS = 3, 7, 64, 512
+HOLE_MARGIN = 8                 # px of context kept around the hole's box when scoring (SSIM reaches 5)
 GRID_TILE = 192                 # side of a native-resolution crop in grid.png
 SCORE_KEYS = ("psnr_hole", "ssim_hole", "l1_hole", "sharpness_hole", "checker_hole")
 
@@ -240,8 +241,7 @@ def run_native(checkpoints: Sequence[Path], sources: Sequence[Path], baselines: 
                 filled = method(corrupted, hole)
                 times[kind][name].append(time.perf_counter() - t0)
                 comp = np.where(hole[..., None], filled, img)
-                sc = image_metrics(uint8_to_unit(comp[None]), uint8_to_unit(img[None]),
-                                   torch.from_numpy(hole)[None, None])
+                sc = hole_metrics(comp, img, hole)
                 for key in SCORE_KEYS:
                     per[kind][name][key].append(float(sc[key][0]))
                 patches[kind][name].append(hole_patches(comp, img, hole, np.random.default_rng([seed, i])))
@@ -268,6 +268,20 @@ def run_native(checkpoints: Sequence[Path], sources: Sequence[Path], baselines: 
                        "fill_paths": list(fill_paths), "torch_threads": torch.get_num_threads(),
                        "scored": "composite: method output inside the hole, the photo outside; at the photo's size"}
     return result
+
+
+def hole_metrics(comp: np.ndarray, img: np.ndarray, hole: np.ndarray) -> dict[str, torch.Tensor]:
+    """:func:`.metrics.image_metrics` of one photo, computed on the hole's bounding box grown by
+    :data:`HOLE_MARGIN` px (clipped to the photo): every hole-only value is the same as on the whole photo
+    (SSIM's window reaches 5 px, and at the photo's border the crop's border is the photo's), at a fraction
+    of the cost. The whole-image values of the crop are not the photo's and are not reported."""
+    ys, xs = np.nonzero(hole)
+    m = HOLE_MARGIN
+    t, b = max(0, ys.min() - m), min(hole.shape[0], ys.max() + 1 + m)
+    l_, r = max(0, xs.min() - m), min(hole.shape[1], xs.max() + 1 + m)
+    crop = (slice(t, b), slice(l_, r))
+    return image_metrics(uint8_to_unit(comp[crop][None]), uint8_to_unit(img[crop][None]),
+                         torch.from_numpy(hole[crop])[None, None])
 
 
 def _crop(img: np.ndarray, hole: np.ndarray, side: int = GRID_TILE) -> np.ndarray:
