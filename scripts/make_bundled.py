@@ -26,7 +26,7 @@ from inpaintssl.config import config_from_dict
 from inpaintssl.data.cache import CachedImages
 from inpaintssl.data.folder import ImageFolder
 from inpaintssl.data.sources import gather_files, is_cache_dir
-from inpaintssl.gan.models import Generator
+from inpaintssl.gan.models import make_generator
 from inpaintssl.gan.step import recompute_bn_stats
 from inpaintssl.gan.train import ema_bn_inputs
 
@@ -44,7 +44,7 @@ def main(argv=None):
 
     ckpt = load_checkpoint(args.run)
     cfg = config_from_dict(ckpt["config"])
-    G = Generator(cfg.model)
+    G = make_generator(cfg.model)
     G.load_state_dict(generator_weights(ckpt))
     if args.bn_batches > 0:
         S = cfg.model.image_size

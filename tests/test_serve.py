@@ -290,7 +290,7 @@ def test_demo_serves_the_bundled_model_by_default():
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
-        assert "serving bundled (m1-plus-64, 64 px) at http://127.0.0.1:" in line, proc.stderr.read() if not line else line
+        assert "serving bundled (fcn, 128 px) at http://127.0.0.1:" in line, proc.stderr.read() if not line else line
         url = line.split(" at ")[1].split()[0]
         assert httpx.get(url + "api/info").json()["model"] == "bundled"
     finally:

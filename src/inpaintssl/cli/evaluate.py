@@ -45,7 +45,7 @@ def _log(msg: str) -> None:
               help="native: photos with a longer side above this are shrunk to it")
 @click.option("--fill-path", "fill_paths", default="default", show_default=True,
               help="native: comma-separated inference paths for every checkpoint (rows name@path); "
-                   "v1, coverage, prefill, low-composite, regions, blend-2, blend-4, thickness-32, "
+                   "v1, coverage, prefill, low-composite, regions, blend-4, thickness-32, "
                    "thickness-96, native-scale, default")
 @device_option(help="auto, cpu, cuda or cuda:N (for checkpoints)")
 @click.option("--overwrite", is_flag=True, help="replace an existing report in --out")

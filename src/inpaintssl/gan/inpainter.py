@@ -128,7 +128,8 @@ class FillPath:
     windows: str = "regions"        # regions (one window per connected hole region) | one
     low_mask: str = "coverage"      # coverage (> half of the working pixel is hole) | dilated
     low_composite: bool = True      # composite prediction and context before resizing back
-    blend: int = 0                  # hole pixels within this distance of the border mix in the pre-fill
+    blend: int = 2                  # hole pixels within this distance of the border mix in the pre-fill
+                                    # (2: chosen on 60 VOC2007 trainval photos among 0, 2, 4; docs/results.md)
     thickness: int = 64             # fcn: the hole's thickness at the working scale, at most (px)
 
     def __post_init__(self):
@@ -141,13 +142,12 @@ class FillPath:
             raise InpaintsslError("fill path: blend must be >= 0 and thickness >= 8")
 
 
-FILL_PATHS: dict[str, FillPath] = {
-    "v1": FillPath(prefill="none", windows="one", low_mask="dilated", low_composite=False),
-    "coverage": FillPath(prefill="none", windows="one", low_composite=False),
-    "prefill": FillPath(windows="one", low_composite=False),
-    "low-composite": FillPath(windows="one"),
-    "regions": FillPath(),
-    "blend-2": FillPath(blend=2),
+FILL_PATHS: dict[str, FillPath] = {     # the rows of the inference-path table (docs/results.md)
+    "v1": FillPath(prefill="none", windows="one", low_mask="dilated", low_composite=False, blend=0),
+    "coverage": FillPath(prefill="none", windows="one", low_composite=False, blend=0),
+    "prefill": FillPath(windows="one", low_composite=False, blend=0),
+    "low-composite": FillPath(windows="one", blend=0),
+    "regions": FillPath(blend=0),
     "blend-4": FillPath(blend=4),
     "thickness-32": FillPath(thickness=32),
     "thickness-96": FillPath(thickness=96),

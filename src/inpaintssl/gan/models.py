@@ -43,6 +43,7 @@ import torch
 import torch.nn as nn
 
 from ..config import ModelConfig
+from ..errors import InpaintsslError
 from .fcn import ConvGenerator
 from .layers import MASKED_BLOCKS, MaskedBlock, ResizeConv2d
 
@@ -95,6 +96,10 @@ class Generator(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        if cfg.arch != "unet":
+            raise InpaintsslError(f"model.arch={cfg.arch}: this generator is fully convolutional (the bundled "
+                                  "inpainting model is), with no Table 1 encoder and bottleneck to transfer or "
+                                  "probe; use a U-Net run (any m1/m2/m3 or m1-plus preset)")
         self.cfg = cfg
         chans = encoder_channels(cfg)
         in_ch = 3 + int(cfg.mask_channel)
