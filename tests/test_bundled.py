@@ -194,3 +194,14 @@ def test_serve_answers_a_burst_of_64_at_its_default_settings():
         futures = [pool.submit(httpx.post, url + "api/inpaint", files=files, timeout=300) for _ in range(64)]
         codes = [f.result().status_code for f in futures]
     assert codes.count(200) == 64, {c: codes.count(c) for c in set(codes)}
+
+
+def test_the_name_ssl_selects_the_shipped_unet_encoder_and_transfer_refuses_the_fcn_model():
+    from inpaintssl.transfer.train import Classifier, TransferConfig, load_encoder
+    ckpt = load_checkpoint("ssl")
+    cfg = config_from_dict(ckpt["config"]).model
+    assert ckpt["bundled"] and cfg.arch == "unet" and cfg.image_size == 64
+    assert load_encoder(Classifier(cfg, 20, TransferConfig()), ckpt)
+    fcn = config_from_dict(load_checkpoint("bundled")["config"]).model
+    with pytest.raises(InpaintsslError, match="fully convolutional"):
+        Classifier(fcn, 20, TransferConfig())

@@ -26,19 +26,25 @@ from pathlib import Path
 
 from .errors import InpaintsslError
 
-BUNDLED = "bundled"
+BUNDLED = "bundled"      # the inpainting model: inpaint, serve and demo use it by default
+SSL = "ssl"              # the shipped U-Net encoder for transfer (--init ssl): the earlier bundled m1-plus-64
 WEIGHTS_FILE = "bundled.safetensors"
 INFO_FILE = "bundled.json"
 REINSTALL = "reinstall inpaintssl (pip install --force-reinstall --no-deps inpaintssl, or pip install -e . in a checkout)"
 
 
+# the shipped models, by name -> their folder under weights/ ("" = weights/ itself)
+SHIPPED = {BUNDLED: "", SSL: "ssl"}
+
+
 def is_bundled(name) -> bool:
-    """True for the exact name ``bundled`` (a str or a relative Path spelled so)."""
-    return str(name) == BUNDLED
+    """True for the exact name of a shipped model, ``bundled`` or ``ssl`` (a str or a relative Path spelled so)."""
+    return str(name) in SHIPPED
 
 
-def weights_dir() -> Path:
-    return Path(str(resources.files("inpaintssl") / "weights"))
+def weights_dir(name: str = BUNDLED) -> Path:
+    """The folder of the shipped model ``name``."""
+    return Path(str(resources.files("inpaintssl") / "weights")) / SHIPPED[str(name)]
 
 
 def sha256_file(path: Path) -> str:
@@ -62,10 +68,10 @@ def bundled_info(folder: Path | None = None) -> dict:
     return info
 
 
-def load_bundled(folder: Path | None = None, map_location="cpu") -> dict:
+def load_bundled(folder: Path | None = None, map_location="cpu", name: str = BUNDLED) -> dict:
     """The bundled model as a checkpoint dict: ``generator`` (fp32 state dict), ``config``, ``step``,
     ``path``, ``bundled=True``. ``folder`` (default: the package's) is for tests and the export script."""
-    folder = Path(folder or weights_dir())
+    folder = Path(folder or weights_dir(name))
     info = bundled_info(folder)
     path = folder / WEIGHTS_FILE
     if not path.is_file():

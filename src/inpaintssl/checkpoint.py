@@ -94,10 +94,10 @@ def resolve_checkpoint(path: Path) -> Path:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
     """Load safely (no code execution). Raises InpaintsslError for anything that is not our checkpoint.
 
-    The name ``bundled`` loads the model shipped inside the package (:mod:`inpaintssl.bundled`)."""
+    The names ``bundled`` and ``ssl`` load the models shipped inside the package (:mod:`inpaintssl.bundled`)."""
     from .bundled import is_bundled, load_bundled
     if is_bundled(path):
-        return load_bundled(map_location=map_location)
+        return load_bundled(map_location=map_location, name=str(path))
     import torch
     path = resolve_checkpoint(path)
     try:

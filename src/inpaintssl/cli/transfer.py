@@ -80,7 +80,7 @@ def transfer_train(init, preset, data, train_split, test_split, out, labels, ove
 
 @transfer.command("compare")
 @click.option("--init", "inits", multiple=True, required=True,
-              help="inpainting run folder or checkpoint file (or 'bundled', 'random'); repeatable: several "
+              help="inpainting run folder or checkpoint file (or 'ssl': the shipped U-Net encoder, or 'random'); repeatable: several "
                    "inits are fine-tuned alike and compared with random init")
 @click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
               help="run every init with seeds --seed .. --seed+N-1 (mean ± std, paired difference to random)")
@@ -117,7 +117,7 @@ def transfer_compare(inits, seeds, data, train_split, test_split, out, labels, o
 
 @transfer.command("probe")
 @click.option("--init", "inits", multiple=True, required=True,
-              help="encoder to probe: a run folder, a checkpoint file, 'bundled' or 'random'; repeatable")
+              help="encoder to probe: a run folder, a checkpoint file, 'ssl' (the shipped U-Net encoder) or 'random'; repeatable")
 @preset_option(None, help="architecture of --init random (default: the first checkpoint's, else m1-64)")
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="VOCdevkit/VOC20xx folder (mAP), or ROOT/<split>/<class>/ images (top-1), e.g. "

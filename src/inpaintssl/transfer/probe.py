@@ -212,17 +212,17 @@ def _clean(m: dict) -> dict:
 
 
 def init_name(init: str, used: set[str]) -> str:
-    """The report's name of ``--init``: ``random``, ``bundled``, a run folder's name or a file's stem."""
+    """The report's name of ``--init``: ``random``, ``ssl``, a run folder's name or a file's stem."""
     path = Path(init)
-    return unique_name(init if init in ("random", "bundled") else (path.name if path.is_dir() else path.stem), used)
+    return unique_name(init if init in ("random", "bundled", "ssl") else (path.name if path.is_dir() else path.stem), used)
 
 
 def resolve_inits(inits: Sequence[str], preset: str | None = None) -> dict[str, tuple[ModelConfig, dict | None]]:
     """{name: (model config, checkpoint or None)} for ``--init`` values (run folder, checkpoint file,
-    ``bundled`` or ``random``). ``random`` takes ``preset``'s architecture, else the first checkpoint's, else
+    ``ssl`` or ``random``). ``random`` takes ``preset``'s architecture, else the first checkpoint's, else
     ``m1-64``'s, so that it differs from the pretrained encoders in its weights only."""
     if not inits:
-        raise InpaintsslError("give at least one --init (a run folder, a checkpoint, bundled or random)")
+        raise InpaintsslError("give at least one --init (a run folder, a checkpoint, ssl or random)")
     from .train import resolve_init
     loaded = {i: (None if i == "random" else resolve_init(i, None)) for i in dict.fromkeys(inits)}
     pretrained = [r for r in loaded.values() if r is not None]
