@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import InpaintsslError
+from .files import atomic_write, atomic_write_text
 
 BUNDLED = "bundled"      # the inpainting model: inpaint, serve and demo use it by default
 SSL = "ssl"              # the shipped U-Net encoder for transfer (--init ssl): the earlier bundled m1-plus-64
@@ -95,7 +96,6 @@ def export_bundled(generator_state: dict, config: dict, step: int, training: dic
     returns the record. Used by ``scripts/make_bundled.py`` (maintainers), not at run time."""
     from safetensors.torch import save
 
-    from .checkpoint import atomic_write, atomic_write_text
     folder = Path(folder)
     tensors = {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous().cpu()
                for k, v in generator_state.items()}

@@ -19,41 +19,17 @@ is refused with an error instead of being executed.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import InpaintsslError
+from .files import atomic_write, atomic_write_text   # noqa: F401  (re-exported: callers import them from here)
 
-if TYPE_CHECKING:       # torch is imported inside the two functions that use it, so that atomic_write
-    import torch        # serves torch-free code (inpaintssl prepare) without loading it
+if TYPE_CHECKING:       # torch is imported inside the functions that use it: torch-free code (inpaintssl
+    import torch        # prepare) imports this module without loading it
 
 FORMAT_VERSION = 1
-_UMASK = os.umask(0)                 # read the process umask (os.umask can only set it) and restore it
-os.umask(_UMASK)
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write ``path`` via ``write(binary_file)`` into a temp file in the same folder, fsync, then rename:
-    readers see the old file or the new one, never half of it. Used for every file the tool writes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)    # mkstemp makes 0600 files; give the mode a plain open() would
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def read_json_record(path: Path, fmt: str, unreadable: str, foreign: str) -> dict:
     """A JSON object whose ``format`` field is ``fmt``; one-line errors (``unreadable`` / ``foreign`` say what
     to do) for a file that cannot be read or parsed, and for one of another kind."""
@@ -65,10 +41,6 @@ def read_json_record(path: Path, fmt: str, unreadable: str, foreign: str) -> dic
     if not isinstance(record, dict) or record.get("format") != fmt:
         raise InpaintsslError(f"{path}: {foreign}")
     return record
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

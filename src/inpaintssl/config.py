@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InpaintsslError
+from .files import atomic_write_text
 
 
 @dataclass
@@ -375,7 +376,6 @@ def config_from_dict(data: dict) -> Config:
 
 
 def save_config(cfg: Config, path: Path) -> None:
-    from .checkpoint import atomic_write_text
     atomic_write_text(Path(path), json.dumps(config_to_dict(cfg), indent=2) + "\n")
 
 

@@ -48,6 +48,7 @@ from ..evaluation.evaluate import check_dependencies
 from ..transfer.voc import LabelledImages, find_voc_root, is_voc_root, load_labelled
 from .provenance import host_line
 from .scales import get_scale, pretrain_models, transfer_config
+from .report import write_reports
 from .stages import STAGES, Context, SkipStage, fmt_seconds
 
 STATE_FILE = "stages.json"
@@ -186,7 +187,7 @@ def build_context(settings: Settings, out: Path, progress: bool, log) -> Context
                   splits, transfer_config(scale, settings.seed, settings.device),
                   (subsample(train_data, scale.voc_limit), subsample(test_data, scale.voc_limit)),
                   limit=limit, seed=settings.seed, device=settings.device, progress=progress, log=log,
-                  settings=dataclasses.asdict(settings))
+                  settings=dataclasses.asdict(settings), write_reports=write_reports)
     ctx.cache["eval_photos"] = min(n_eval, limit or n_eval)
     return ctx
 

@@ -104,6 +104,9 @@ class Context:
     rec: dict = field(default_factory=dict)
     save: Callable[[], None] = lambda: None
     settings: dict = field(default_factory=dict)    # the command's inputs as given (pipeline.Settings)
+    # writes report.md / report.html from every stage's outputs: report.write_reports, set by the pipeline
+    # (report.py reads this module's STAGES, so this module does not import it)
+    write_reports: Callable[["Context"], None] | None = None
     cache: dict = field(default_factory=dict)
 
     def run_dir(self, name: str) -> Path:
@@ -296,8 +299,9 @@ def probe_stage(ctx: Context) -> dict:
 
 
 def _report(ctx: Context) -> dict:
-    from .report import write_reports              # the report reads every stage's outputs
-    write_reports(ctx)
+    if ctx.write_reports is None:
+        raise SkipStage("no report writer given (the pipeline passes reproduce.report.write_reports)")
+    ctx.write_reports(ctx)
     return {}
 
 
