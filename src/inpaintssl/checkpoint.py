@@ -114,3 +114,22 @@ def generator_weights(ckpt: dict) -> dict:
     """The generator state dict used for inference, evaluation and transfer: the moving average of the
     weights (``generator_ema``) when the run kept one (``train.ema`` > 0), else the trained weights."""
     return ckpt.get("generator_ema", ckpt["generator"])
+
+
+def checkpoint_name(path: Path) -> str:
+    """A run folder's name; 'run@step_000200' for a periodic checkpoint inside a run; else the file stem."""
+    p = Path(path).resolve()
+    if p.is_dir():
+        return p.name
+    if p.parent.name == "checkpoints":
+        return p.parent.parent.name if p.stem == "latest" else f"{p.parent.parent.name}@{p.stem}"
+    return p.stem
+
+
+def unique_name(name: str, used: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``, ... if already in ``used``; the result is added to ``used``."""
+    cand, k = name, 2
+    while cand in used:
+        cand, k = f"{name}-{k}", k + 1
+    used.add(cand)
+    return cand

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..checkpoint import checkpoint_name, unique_name  # noqa: F401  (re-exported)
 from ..errors import InpaintsslError
 from .metrics import METRIC_KEYS, image_metrics, uint8_to_unit
 from ..data.images import center_square, list_images, open_image, to_tensor, to_uint8
@@ -167,16 +168,6 @@ def check_dependencies(baselines: Sequence[str]) -> None:
         BASELINES[name]()
 
 
-def checkpoint_name(path: Path) -> str:
-    """A run folder's name; 'run@step_000200' for a periodic checkpoint inside a run; else the file stem."""
-    p = Path(path).resolve()
-    if p.is_dir():
-        return p.name
-    if p.parent.name == "checkpoints":
-        return p.parent.parent.name if p.stem == "latest" else f"{p.parent.parent.name}@{p.stem}"
-    return p.stem
-
-
 def run_folder(path: Path) -> Path | None:
     """The run folder holding this checkpoint (for its metrics.jsonl), if there is one."""
     p = Path(path)
@@ -227,15 +218,6 @@ class EvalResult:
             out[name] = {k: {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
                          for k, v in sc.items()}
         return out
-
-
-def unique_name(name: str, used: set[str]) -> str:
-    """``name``, or ``name-2``, ``name-3``, ... if already in ``used``; the result is added to ``used``."""
-    cand, k = name, 2
-    while cand in used:
-        cand, k = f"{name}-{k}", k + 1
-    used.add(cand)
-    return cand
 
 
 def run_evaluation(checkpoints: Sequence[Path], sources: Sequence[Path], baselines: Sequence[str] = ("mean",),

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import generator_weights, load_checkpoint
+from ..checkpoint import checkpoint_name, generator_weights, load_checkpoint
 from ..config import Config, config_from_dict
 from ..errors import InpaintsslError
 from ..data.images import to_tensor, to_uint8
@@ -228,9 +228,7 @@ class Inpainter:
             raise InpaintsslError(f"{ckpt['path']}: generator weights do not fit preset "
                                   f"{cfg.preset!r} ({str(e).splitlines()[0][:160]})") from None
         dev = pick_device(device)
-        p = Path(path)
-        name = p.name if p.is_dir() else (p.parent.parent.name if p.parent.name == "checkpoints" else p.stem)
-        model = cls(G.to(dev), cfg, dev, name, amp)
+        model = cls(G.to(dev), cfg, dev, checkpoint_name(Path(path)), amp)
         model.path, model.step = ckpt["path"], ckpt.get("step")
         return model
 

@@ -46,10 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ..checkpoint import atomic_write, atomic_write_text, generator_weights
+from ..checkpoint import atomic_write, atomic_write_text, generator_weights, unique_name
 from ..config import ModelConfig, get_preset
 from ..errors import InpaintsslError
-from ..evaluation.evaluate import unique_name
 from ..gan.models import Generator, init_weights
 from ..gan.step import generator_input
 from .metrics import classification_metrics
