@@ -1,7 +1,7 @@
 """The newcomer's demo model: train a small inpainter once on the bundled photos, cache it, reuse it.
 
     run = ensure_demo_run(default_cache_dir() / "demo-run", preset="smoke", steps=300)
-    inpainter = Inpainter.from_checkpoint(run)          # then inpaintssl.serve.create_app(inpainter)
+    inpainter = Inpainter.from_checkpoint(run)          # then inpaintssl.app.serve.create_app(inpainter)
 
 ``inpaintssl demo`` calls this when no ``--checkpoint`` is given. Choices:
 

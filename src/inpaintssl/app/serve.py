@@ -1,7 +1,7 @@
 """Browser demo and HTTP API: paint a hole on a photo, get it filled by a trained generator.
 
-    from inpaintssl.inpaint import Inpainter
-    from inpaintssl.serve import ServerThread, create_app, run_server
+    from inpaintssl.gan.inpainter import Inpainter
+    from inpaintssl.app.serve import ServerThread, create_app, run_server
     inpainter = Inpainter.from_checkpoint("runs/m1")
     run_server(inpainter, "127.0.0.1", 7860)         # what `inpaintssl serve` runs; blocks until Ctrl-C
     with ServerThread(create_app(inpainter)) as url: # or in a background thread (tests, notebooks)
@@ -19,13 +19,13 @@ Routes (a small Starlette app; needs the ``demo`` extra: starlette, uvicorn, pyt
 * ``POST /api/inpaint``          multipart fields ``image`` (any photo Pillow reads) and ``mask``
                                  (same size, white = hole, gray >= 128 counts as hole) -> ``image/png``
                                  of the photo at full resolution: the hole filled by the model through
-                                 its context window (see :mod:`inpaintssl.inpaint`), every pixel outside
+                                 its context window (see :mod:`inpaintssl.gan.inpainter`), every pixel outside
                                  the hole bit-identical to the decoded input.
 
 Every error is JSON ``{"error": "..."}`` with a 4xx status (400 bad field or image, 404 unknown route
 or sample, 413 upload over the size cap, 503 queue full) or 500 for a bug. Limits: the request body is
 read at most ``max_upload_bytes`` (Content-Length is checked first, and streamed bodies are cut off);
-decoding goes through :func:`inpaintssl.images.open_image_bytes` (decompression-bomb guard, EXIF
+decoding goes through :func:`inpaintssl.data.images.open_image_bytes` (decompression-bomb guard, EXIF
 orientation, any mode -> RGB); inference runs one request at a time in a worker thread behind a lock,
 with at most ``max_waiting`` requests queued behind it (the rest get 503, never a crash).
 """
@@ -192,7 +192,7 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
 def create_app(inpainter, max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2**20), max_waiting: int = DEFAULT_MAX_QUEUE,
                samples: dict[str, Path] | None = None, allowed_hosts: list[str] | None = None):
-    """The Starlette app. ``inpainter``: an :class:`inpaintssl.inpaint.Inpainter` (or any callable
+    """The Starlette app. ``inpainter``: an :class:`inpaintssl.gan.inpainter.Inpainter` (or any callable
     ``(rgb, hole) -> rgb`` with ``name``/``cfg``); ``samples``: {name: path} (default: the photos
     shipped with scikit-image); ``allowed_hosts``: Host headers accepted (None = any; the CLI passes the
     loopback names when bound to 127.0.0.1, which blocks DNS-rebinding pages)."""

@@ -1,4 +1,4 @@
-"""Commands of the downstream task: ``transfer train`` and ``transfer compare``."""
+"""Commands of the downstream task: ``transfer train``, ``transfer compare`` and ``transfer probe``."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ figures     Figures 3 (M1), 5 (M2), 6 (M3) on fixed unseen      ``figures/`` (fi
             photos, and the loss curves                         loss_curves.png)
 transfer    VOC classification from the M1 encoder and from     ``transfer/`` (report.md, metrics.json,
             random init (``transfer.train.compare``)            history.png = Figure 7, pretrained/, random/)
-probes      linear probes: a HOOK (see :func:`find_probes`)     ``probes/result.json``
+probes      linear probes at every depth (transfer.probe)      ``probes/result.json``
 report      ``report.md`` and the self-contained ``report.html`` ``report.md``, ``report.html``
 =========== ================================================== ============================================
 
@@ -45,6 +45,7 @@ from ..evaluation.plots import plot_loss_curves, read_metrics
 from ..evaluation.report import write_report
 from ..gan.step import build_state, pick_device, train_step, training_masks
 from ..gan.train import train
+from ..transfer.probe import probes
 from ..transfer.train import TransferConfig, compare
 from ..transfer.voc import LabelledImages
 from .figures import FigurePhotos, save_figure_grid
@@ -52,22 +53,6 @@ from .scales import ModelRun, Scale
 
 
 
-def find_probes() -> Callable[..., dict] | None:
-    """HOOK for the linear probes of another issue: the ``probes`` callable of :mod:`inpaintssl.transfer.probe`,
-    or None while it has none (the stage is then skipped with :data:`NO_PROBES`). Its contract::
-
-        probes(runs={name: run folder}, train_data=LabelledImages, test_data=LabelledImages,
-               cfg=TransferConfig, out_dir=OUT/probes, progress=bool, log=callable) -> dict
-        # JSON-able; an optional "markdown" entry is shown in the report's probes section
-    """
-    try:
-        from ..transfer.probe import probes
-    except ImportError:
-        return None
-    return probes
-
-
-NO_PROBES = "probes not available in this version"
 
 # the paper's figures: model -> (file under OUT/figures, caption)
 FIGURES = {
@@ -288,12 +273,9 @@ def _transfer_photos(ctx: Context) -> int:
 
 
 def probe_stage(ctx: Context) -> dict:
-    probes = find_probes()
-    if probes is None:
-        raise SkipStage(NO_PROBES)
     train_data, test_data = ctx.voc_data
-    result = probes(runs=ctx.runs(), train_data=train_data, test_data=test_data, cfg=ctx.transfer_cfg,
-                    out_dir=ctx.out / "probes", progress=ctx.progress, log=ctx.sub)
+    result = probes(runs=ctx.runs(), train_data=train_data, test_data=test_data, out_dir=ctx.out / "probes",
+                    log=ctx.sub)
     atomic_write_text(ctx.out / "probes" / "result.json", json.dumps(result, indent=2, default=str) + "\n")
     return {}
 
@@ -341,8 +323,8 @@ STAGES: list[Stage] = [
                     f"({c.splits[0]} -> {c.splits[1]})",
           lambda c: _transfer_photos(c) * c.scale.s_per_transfer_image, needs=("pretrain",)),
     Stage("probes", "linear probes", probe_stage,
-          lambda c: [c.out / "probes" / "result.json"] if find_probes() is not None else [],
-          lambda c: dict(_transfer_inputs(c), available=find_probes() is not None),
+          lambda c: [c.out / "probes" / "result.json"],
+          lambda c: dict(_transfer_inputs(c), available=True),
           lambda c: "linear probes of the encoders", lambda c: 0.0, needs=("pretrain",)),
     Stage("report", "report", _report,
           lambda c: [c.out / "report.md", c.out / "report.html"], _report_inputs,

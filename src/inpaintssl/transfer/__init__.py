@@ -5,7 +5,8 @@
 * :mod:`.metrics`  per-class AP (VOC devkit), mAP, top-1 accuracy;
 * :mod:`.report`   the Table 3 report and the Figure 7 training history;
 * :mod:`.probe`    linear probes at every encoder depth (cached features, L-BFGS, validation-chosen decay);
-* :mod:`.probe_report` the layer x init table of `transfer probe` and its two figures.
+* :mod:`.probe_report` the layer x init table of `transfer probe` and its two figures;
+* :mod:`.inits`    the ``--init`` arguments of ``transfer compare`` (run folders, ``ssl``, ``random``) compared alike.
 
 May import: ``inpaintssl.config`` / ``errors`` / ``checkpoint``, ``inpaintssl.data``, ``inpaintssl.gan``
 and ``inpaintssl.evaluation.plots`` (the figure writer). Never the app or the CLI.

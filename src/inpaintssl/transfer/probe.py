@@ -304,13 +304,11 @@ def compare_probes(inits: dict[str, tuple[ModelConfig, dict | None]], train: Lab
             "probe": dataclasses.asdict(cfg), "rows": rows}
 
 
-def probes(runs: dict[str, Path], train_data: LabelledImages, test_data: LabelledImages, cfg=None,
-           out_dir: Path = Path("probes"), progress: bool = False, log=print, seeds: Sequence[int] = (0, 1, 2)) -> dict:
-    """The ``reproduce`` pipeline's probe stage (its hook, :func:`inpaintssl.reproduce.stages.find_probes`):
-    every run's encoder and a random one (the first run's architecture) probed at every depth on the
-    pipeline's data, seeds 0-2, all labels; the report goes to ``out_dir`` (:func:`.probe_report.write_probe_report`).
-    ``cfg`` (the pipeline's TransferConfig) and ``progress`` are accepted for the hook's contract: the
-    probes have no learning rate or epochs, and extraction is quick. Returns the summary and the markdown."""
+def probes(runs: dict[str, Path], train_data: LabelledImages, test_data: LabelledImages,
+           out_dir: Path = Path("probes"), log=print, seeds: Sequence[int] = (0, 1, 2)) -> dict:
+    """The ``reproduce`` pipeline's probe stage: every run's encoder and a random one (the first run's
+    architecture) probed at every depth on the pipeline's data, seeds 0-2, all labels; the report goes to
+    ``out_dir`` (:func:`.probe_report.write_probe_report`). Returns the summary and the markdown."""
     from .probe_report import summarise, write_probe_report
     from .train import resolve_init
     inits = {name: resolve_init(str(folder), None) for name, folder in runs.items()}
