@@ -52,6 +52,7 @@ from ..errors import InpaintsslError
 from ..gan.models import Generator, init_weights
 from ..gan.step import generator_input
 from .metrics import classification_metrics
+from .train import classification_loss, resolve_init
 from .voc import ClassificationDataset, LabelledImages, balanced_subset
 
 WEIGHT_DECAYS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -136,15 +137,6 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.setdiff1d(np.arange(len(labels)), val), val
 
 
-def _loss(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torch.Tensor, multilabel: bool) -> torch.Tensor:
-    logits = x @ W + b
-    if not multilabel:
-        return F.cross_entropy(logits, y.argmax(1))
-    keep = (y != 0).float()
-    bce = F.binary_cross_entropy_with_logits(logits, (y == 1).float(), reduction="none")
-    return (bce * keep).sum() / keep.sum().clamp(min=1.0)
-
-
 def fit_linear(x: np.ndarray, y: np.ndarray, multilabel: bool, weight_decay: float,
                cfg: ProbeConfig, start: dict | None = None) -> dict:
     """L-BFGS on the L2-regularised convex loss. Returns W, b, the final loss and convergence.
@@ -160,13 +152,13 @@ def fit_linear(x: np.ndarray, y: np.ndarray, multilabel: bool, weight_decay: flo
 
     def closure():
         opt.zero_grad()
-        loss = _loss(W, b, xt, yt, multilabel) + 0.5 * weight_decay * W.pow(2).sum()
+        loss = classification_loss(xt @ W + b, yt, multilabel) + 0.5 * weight_decay * W.pow(2).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
     with torch.no_grad():
-        data_loss = float(_loss(W, b, xt, yt, multilabel))
+        data_loss = float(classification_loss(xt @ W + b, yt, multilabel))
     grad = max(float(W.grad.abs().max()), float(b.grad.abs().max()))
     iters = opt.state[opt._params[0]].get("n_iter", 0)
     return {"W": W.detach(), "b": b.detach(), "train_loss": data_loss, "grad_max": grad,
@@ -222,7 +214,6 @@ def resolve_inits(inits: Sequence[str], preset: str | None = None) -> dict[str, 
     ``m1-64``'s, so that it differs from the pretrained encoders in its weights only."""
     if not inits:
         raise InpaintsslError("give at least one --init (a run folder, a checkpoint, ssl or random)")
-    from .train import resolve_init
     loaded = {i: (None if i == "random" else resolve_init(i, None)) for i in dict.fromkeys(inits)}
     pretrained = [r for r in loaded.values() if r is not None]
     arch = (get_preset(preset).model if preset else pretrained[0][0] if pretrained else get_preset("m1-64").model)
@@ -310,7 +301,6 @@ def probes(runs: dict[str, Path], train_data: LabelledImages, test_data: Labelle
     architecture) probed at every depth on the pipeline's data, seeds 0-2, all labels; the report goes to
     ``out_dir`` (:func:`.probe_report.write_probe_report`). Returns the summary and the markdown."""
     from .probe_report import summarise, write_probe_report
-    from .train import resolve_init
     inits = {name: resolve_init(str(folder), None) for name, folder in runs.items()}
     inits["random"] = (next(iter(inits.values()))[0], None)
     result = compare_probes(inits, train_data, test_data, ProbeConfig(), seeds=tuple(seeds),
