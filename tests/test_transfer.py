@@ -252,53 +252,6 @@ def test_other_architecture_is_a_clear_error(smoke_run):
         load_encoder(Classifier(config_from_dict(ckpt["config"]).model, 20, TransferConfig()), extra)
 
 
-def test_linear_mode_freezes_encoder_and_its_batch_norm(smoke_run, voc):
-    ckpt = load_checkpoint(smoke_run)
-    cfg = TransferConfig(mode="linear", batch_size=4, workers=0, lr=0.1)
-    model = build_classifier(config_from_dict(ckpt["config"]).model, 20, cfg, ckpt)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    ds = ClassificationDataset(load_voc(voc, "train"), 32, train=True)
-    loader = torch.utils.data.DataLoader(ds, batch_size=4, sampler=[(i, 0) for i in range(8)])
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    run_epoch(model, loader, torch.device("cpu"), True, opt)
-    after = model.state_dict()
-    assert not model.bottleneck.training and model.head.training
-    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("head."))
-    assert not torch.equal(before["head.2.weight"], after["head.2.weight"])
-
-
-def test_mask_channel_generator_is_accepted():
-    mcfg = get_preset("smoke").model
-    mcfg.mask_channel = True
-    out = Classifier(mcfg, 5, TransferConfig()).eval()(torch.zeros(2, 3, 32, 32))
-    assert out.shape == (2, 5)
-
-
-# ---------------------------------------------------------------- CLI end to end
-
-def test_cli_compare_writes_report(smoke_run, voc, tmp_path):
-    out = tmp_path / "cmp"
-    args = ["transfer", "compare", "--data", str(voc), "--init", str(smoke_run), "--train-split", "train",
-            "--test-split", "val", "--epochs", "1", "--batch", "4", "--workers", "0", "--out", str(out),
-            "--no-progress"]
-    res = CliRunner().invoke(cli, args)
-    assert res.exit_code == 0, res.output
-    report = (out / "report.md").read_text()
-    assert "## Table 3" in report and "With random weight initialization" in report
-    table = [line for line in report.splitlines() if line.startswith("| With")]
-    assert len(table) == 2 and all(len(line.split("|")) == 7 for line in table)
-    metrics = json.loads((out / "metrics.json").read_text())
-    for name in ("pretrained", "random"):
-        assert 0 <= metrics[name]["test"]["map"] <= 1 and metrics[name]["test"]["images"] == 4
-        assert metrics[name]["test"]["ap"]["sheep"] is None      # no positives: no AP
-        assert len((out / name / "history.jsonl").read_text().splitlines()) == 1
-    assert "| car | 2 | 3 |" in report                      # positives: 2 in train, 3 in val
-    assert "always ranking the most frequent training class first" in report
-    assert (out / "history.png").stat().st_size > 1000
-    again = CliRunner().invoke(cli, args)
-    assert again.exit_code == 1 and "already holds a comparison" in again.output
-
-
 def test_cli_train_random_init_on_class_folders(tmp_path):
     rng = np.random.default_rng(1)
     for split in ("train", "val"):
@@ -308,7 +261,7 @@ def test_cli_train_random_init_on_class_folders(tmp_path):
                 Image.fromarray(synthetic_photo(rng)).save(tmp_path / "data" / split / c / f"{i}.png")
     res = CliRunner().invoke(cli, ["transfer", "train", "--data", str(tmp_path / "data"), "--init", "random",
                                    "--preset", "smoke", "--train-split", "train", "--test-split", "val",
-                                   "--epochs", "2", "--batch", "3", "--workers", "0", "--mode", "linear",
+                                   "--epochs", "2", "--batch", "3", "--workers", "0",
                                    "--out", str(tmp_path / "run"), "--no-progress"])
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

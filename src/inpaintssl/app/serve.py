@@ -67,7 +67,7 @@ def sample_catalog(paths: list[Path]) -> dict[str, Path]:
     return {p.stem: Path(p) for p in paths}
 
 
-def _require_demo_stack():
+def require_demo_stack():
     try:
         import python_multipart  # noqa: F401  (Starlette's form parser)
         import starlette  # noqa: F401
@@ -196,7 +196,7 @@ def create_app(inpainter, max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2*
     ``(rgb, hole) -> rgb`` with ``name``/``cfg``); ``samples``: {name: path} (default: the photos
     shipped with scikit-image); ``allowed_hosts``: Host headers accepted (None = any; the CLI passes the
     loopback names when bound to 127.0.0.1, which blocks DNS-rebinding pages)."""
-    _require_demo_stack()
+    require_demo_stack()
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException

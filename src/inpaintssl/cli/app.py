@@ -87,9 +87,9 @@ def _server_options(f):
 @_server_options
 def serve_cmd(checkpoint, host, port, max_upload_mb, max_queue, device):
     """Browser demo + HTTP API (POST /api/inpaint) for a trained model. Needs the [demo] extra."""
-    from ..app.serve import _require_demo_stack
+    from ..app.serve import require_demo_stack
 
-    _require_demo_stack()
+    require_demo_stack()
     _serve(checkpoint, device, host, port, max_upload_mb, max_queue)
 
 
@@ -121,9 +121,9 @@ def demo_cmd(checkpoint, preset, steps, cache_dir, retrain, no_progress, host, p
              device):
     """The one command to try it: serve the bundled model in the browser (or --checkpoint, or --retrain)."""
     from ..app.demo import default_cache_dir, ensure_demo_run
-    from ..app.serve import _require_demo_stack
+    from ..app.serve import require_demo_stack
 
-    _require_demo_stack()
+    require_demo_stack()
     if checkpoint is None and not retrain:
         checkpoint = Path("bundled")
     elif checkpoint is None:

@@ -24,8 +24,6 @@ def _transfer_options(f):
         click.option("--test-split", default="test", show_default=True, help="split to evaluate on"),
         click.option("--out", required=True, type=click.Path(path_type=Path), help="output folder"),
         click.option("--epochs", type=int, default=14, show_default=True, help="passes over the training split"),
-        click.option("--mode", type=click.Choice(["finetune", "linear"]), default="finetune", show_default=True,
-                     help="finetune everything, or train a linear head on the frozen encoder"),
         click.option("--batch", type=int, default=64, show_default=True, help="batch size"),
         click.option("--lr", type=float, default=0.005, show_default=True, help="SGD learning rate (momentum 0.9)"),
         click.option("--weight-decay", type=float, default=5e-4, show_default=True, help="SGD weight decay"),
@@ -50,7 +48,7 @@ def _transfer_setup(data, train_split, test_split, labels, **kw):
     from ..transfer.train import TransferConfig
     from ..transfer.voc import load_labelled
 
-    cfg = TransferConfig(epochs=kw["epochs"], mode=kw["mode"], batch_size=kw["batch"], lr=kw["lr"],
+    cfg = TransferConfig(epochs=kw["epochs"], batch_size=kw["batch"], lr=kw["lr"],
                          weight_decay=kw["weight_decay"], seed=kw["seed"], ap_method=kw["ap_method"],
                          workers=kw["workers"], device=kw["device"]).validate()
     train_data = load_labelled(data, train_split, labels=labels)

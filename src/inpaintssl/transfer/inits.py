@@ -30,7 +30,7 @@ from ..evaluation.plots import save_figure
 from .metrics import reference_levels
 from .probe import init_record
 from .probe_report import REFERENCE, mean_std, plus_minus
-from .train import TransferConfig, _json_safe, prepare_out_dir, transfer_run
+from .train import TransferConfig, json_safe, prepare_out_dir, transfer_run
 from .voc import LabelledImages, label_subset
 
 FILES = ("report.md", "metrics.json", "curves.png")
@@ -39,7 +39,7 @@ FILES = ("report.md", "metrics.json", "curves.png")
 def compare_inits(inits: dict[str, tuple[ModelConfig, dict | None]], train: LabelledImages, test: LabelledImages,
                   cfg: TransferConfig, seeds: Sequence[int], fraction: float, out_dir: Path,
                   overwrite: bool = False, progress: bool = False, log=print) -> dict:
-    """Fine-tune (or linear-probe, ``cfg.mode``) every init with every seed; write the report (module doc)."""
+    """Fine-tune every init with every seed; write the report (module doc)."""
     out_dir = Path(out_dir)
     if REFERENCE not in inits:
         arch = next(iter(inits.values()))[0]
@@ -66,7 +66,7 @@ def compare_inits(inits: dict[str, tuple[ModelConfig, dict | None]], train: Labe
     result["summary"] = summarise(result)
     text = markdown(result)
     plot_curves(result, out_dir / "curves.png")
-    atomic_write_text(out_dir / "metrics.json", json.dumps(_json_safe(result), indent=2) + "\n")
+    atomic_write_text(out_dir / "metrics.json", json.dumps(json_safe(result), indent=2) + "\n")
     atomic_write_text(out_dir / "report.md", "# Inits compared by fine-tuning\n\n" + text
                       + "\n![test score per epoch](curves.png)\n")
     return result
@@ -94,7 +94,7 @@ def summarise(result: dict) -> dict:
 def markdown(result: dict) -> str:
     t, summary = result["transfer"], result["summary"]
     n_train = result["runs"][0]["train_images"] if result["runs"] else 0
-    lines = [f"{t['mode']}, {t['epochs']} epochs, SGD lr {t['lr']} momentum {t['momentum']} weight decay "
+    lines = [f"fine-tuned, {t['epochs']} epochs, SGD lr {t['lr']} momentum {t['momentum']} weight decay "
              f"{t['weight_decay']}, batch {t['batch_size']}; {n_train} training images "
              f"({result['fraction']:.0%} of `{result['train_labels']}`"
              f"{', class-balanced per seed' if result['fraction'] < 1 else ''}), "

@@ -160,7 +160,7 @@ def fit_linear(x: np.ndarray, y: np.ndarray, multilabel: bool, weight_decay: flo
     with torch.no_grad():
         data_loss = float(classification_loss(xt @ W + b, yt, multilabel))
     grad = max(float(W.grad.abs().max()), float(b.grad.abs().max()))
-    iters = opt.state[opt._params[0]].get("n_iter", 0)
+    iters = opt.state[W].get("n_iter", 0)                  # LBFGS keeps its state on its first parameter
     return {"W": W.detach(), "b": b.detach(), "train_loss": data_loss, "grad_max": grad,
             "converged": grad <= cfg.tol * 10 or iters < cfg.max_iter, "iterations": int(iters)}
 

@@ -11,14 +11,13 @@ Classifier (``Classifier.forward``: (B, 3, S, S) in [-1, 1] -> (B, C) logits):
   (five 4x4 stride-2 conv blocks and the 4x4 -> 1x1 conv, each with batch norm and LeakyReLU 0.2),
   ``forward_features`` -> (B, bottleneck, 1, 1). S is the inpainting model's image size. A generator
   trained with ``mask_channel`` gets an all-zero (no hole) 4th channel.
-* **head** for ``mode="finetune"`` (the paper: "fully connected layers ... pooling layers in between ...
+* **head** (the paper: "fully connected layers ... pooling layers in between ...
   regularisation"): flatten -> dropout(p) -> Linear(bottleneck, hidden) -> max-pool over groups of
   ``head_pool`` neighbouring units (a maxout non-linearity: 1-D pooling is the only pooling that means
   something on the 1x1 bottleneck) -> dropout(p) -> Linear(hidden / head_pool, C). Regularisation:
   dropout p = 0.5 on both FC inputs and SGD weight decay 5e-4 on every parameter.
-* **head** for ``mode="linear"`` (linear probe): flatten -> BatchNorm1d without affine parameters (it only
-  standardises the features, so one learning rate suits any checkpoint) -> Linear(bottleneck, C). The
-  encoder is frozen and kept in eval mode: its batch norm uses the running statistics of pre-training.
+The one linear probe of the package is ``transfer probe`` (:mod:`.probe`: every encoder depth, L-BFGS,
+weight decay chosen on validation); fine-tuning here trains everything.
 
 ``--init RUN_OR_CKPT`` copies the generator's ``encoder.*`` and ``bottleneck.*`` weights (including the
 batch-norm running statistics) with ``strict=False`` and checks that the keys left missing are exactly
@@ -61,14 +60,11 @@ from ..gan.step import autocast, generator_input, pick_device, resolve_precision
 from .metrics import AP_METHODS, classification_metrics, reference_levels
 from .voc import ClassificationDataset, EpochSampler, LabelledImages
 
-MODES = ("finetune", "linear")
 RUN_FILES = ("config.json", "history.jsonl", "metrics.json", "classifier.pt", "history.png")
-COMPARE_FILES = ("report.md", "metrics.json", "history.png", "pretrained", "random")
 
 
 @dataclass
 class TransferConfig:
-    mode: str = "finetune"        # finetune (everything trains) | linear (frozen encoder, linear head)
     epochs: int = 14              # paper: 14
     batch_size: int = 64          # paper: 64
     lr: float = 0.005             # paper: 0.005, SGD
@@ -85,8 +81,6 @@ class TransferConfig:
     ap_method: str = "all"        # all (VOC2010+ all-point) | 11point (VOC2007)
 
     def validate(self) -> "TransferConfig":
-        if self.mode not in MODES:
-            raise InpaintsslError(f"--mode {self.mode!r}: choose finetune or linear")
         if self.ap_method not in AP_METHODS:
             raise InpaintsslError(f"--ap {self.ap_method!r}: choose {' or '.join(AP_METHODS)}")
         if self.epochs < 1 or self.batch_size < 2:
@@ -113,21 +107,16 @@ class Classifier(nn.Module):
 
     def __init__(self, model_cfg: ModelConfig, num_classes: int, cfg: TransferConfig):
         super().__init__()
-        self.model_cfg, self.mode = model_cfg, cfg.mode
+        self.model_cfg = model_cfg
         gen = Generator(model_cfg)                    # built whole so the encoder is the very same code
         init_weights(gen)
         self.encoder, self.bottleneck = gen.encoder, gen.bottleneck
         del gen
         d = model_cfg.bottleneck
-        if cfg.mode == "finetune":
-            self.head = nn.Sequential(
-                nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(d, cfg.head_hidden),
-                MaxoutPool(cfg.head_pool), nn.Dropout(cfg.dropout),
-                nn.Linear(cfg.head_hidden // cfg.head_pool, num_classes))
-        else:
-            self.head = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(d, affine=False), nn.Linear(d, num_classes))
-            for p in self.encoder_parameters():
-                p.requires_grad_(False)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(d, cfg.head_hidden),
+            MaxoutPool(cfg.head_pool), nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.head_hidden // cfg.head_pool, num_classes))
 
     def encoder_parameters(self):
         return [p for m in (self.encoder, self.bottleneck) for p in m.parameters()]
@@ -139,13 +128,6 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))        # (B, C) logits
-
-    def train(self, mode: bool = True) -> "Classifier":
-        super().train(mode)
-        if self.mode == "linear":                          # frozen encoder: batch norm keeps its statistics
-            self.encoder.eval()
-            self.bottleneck.eval()
-        return self
 
 
 def load_encoder(model: Classifier, ckpt: dict) -> list[str]:
@@ -317,23 +299,23 @@ def fit(model: Classifier, train_data: LabelledImages, test_data: LabelledImages
     del train_loader, test_loader                                             # their workers end here
     _, s, lab = run_epoch(model, _loader(train_eval_ds, cfg, False, pin), device, multi, None, progress,
                           "final train eval", precision)
-    result = {"init": init, "mode": cfg.mode, "epochs": cfg.epochs, "image_size": size,
+    result = {"init": init, "epochs": cfg.epochs, "image_size": size,
               "train": classification_metrics(s, lab, classes, cfg.ap_method),
               "test": te,                                       # the last epoch's test scores
               "history": history, "seconds": round(time.perf_counter() - t0, 2)}
-    atomic_write_text(out_dir / "metrics.json", json.dumps(_json_safe(result), indent=2) + "\n")
+    atomic_write_text(out_dir / "metrics.json", json.dumps(json_safe(result), indent=2) + "\n")
     save_checkpoint(out_dir / "classifier.pt", {"classifier": model.state_dict(), "config": meta})
     return result
 
 
-def _json_safe(obj):
+def json_safe(obj):
     """NaN (a class without positives has no AP) -> null, so metrics.json is strict JSON."""
     if isinstance(obj, float):
         return None if math.isnan(obj) else obj
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
@@ -347,25 +329,3 @@ def transfer_run(train_data: LabelledImages, test_data: LabelledImages, model_cf
     result = fit(model, train_data, test_data, cfg, out_dir, init_name, progress, log)
     plot_history({init_name: result["history"]}, Path(out_dir) / "history.png")
     return result
-
-
-def compare(train_data: LabelledImages, test_data: LabelledImages, ckpt: dict, cfg: TransferConfig,
-            out_dir: Path, overwrite: bool = False, progress: bool = False, log=print) -> dict:
-    """Pretrained vs random init, same seed and architecture: OUT/{pretrained,random}/, OUT/report.md,
-    OUT/history.png (both runs), OUT/metrics.json. Returns {"pretrained": ..., "random": ...}."""
-    from .report import plot_history, write_report
-    out_dir = Path(out_dir)
-    prepare_out_dir(out_dir, overwrite, COMPARE_FILES, "a comparison")
-    model_cfg = config_from_dict(ckpt["config"]).model
-    results = {}
-    for name, source in (("pretrained", ckpt), ("random", None)):
-        results[name] = transfer_run(train_data, test_data, model_cfg, source, cfg, out_dir / name, name,
-                                     overwrite=True, progress=progress, log=log)
-    plot_history({k: v["history"] for k, v in results.items()}, out_dir / "history.png")
-    info = {"checkpoint": ckpt.get("path"), "checkpoint_step": ckpt.get("step"),
-            "preset": ckpt["config"].get("preset"), "model": dataclasses.asdict(model_cfg),
-            "transfer": dataclasses.asdict(cfg), "train_labels": train_data.source,
-            "test_labels": test_data.source, "reference": reference_levels(train_data.labels, test_data.labels)}
-    write_report(results, info, out_dir / "report.md")
-    atomic_write_text(out_dir / "metrics.json", json.dumps(_json_safe({"setup": info, **results}), indent=2) + "\n")
-    return results
