@@ -252,6 +252,38 @@ def test_other_architecture_is_a_clear_error(smoke_run):
         load_encoder(Classifier(config_from_dict(ckpt["config"]).model, 20, TransferConfig()), extra)
 
 
+def test_mask_channel_generator_is_accepted():
+    mcfg = get_preset("smoke").model
+    mcfg.mask_channel = True
+    out = Classifier(mcfg, 5, TransferConfig()).eval()(torch.zeros(2, 3, 32, 32))
+    assert out.shape == (2, 5)
+
+
+# ---------------------------------------------------------------- CLI end to end
+
+def test_cli_compare_writes_report(smoke_run, voc, tmp_path):
+    out = tmp_path / "cmp"
+    args = ["transfer", "compare", "--data", str(voc), "--init", str(smoke_run), "--train-split", "train",
+            "--test-split", "val", "--epochs", "1", "--batch", "4", "--workers", "0", "--out", str(out),
+            "--no-progress"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    report = (out / "report.md").read_text()
+    assert "## Table 3" in report and "With random weight initialization" in report
+    table = [line for line in report.splitlines() if line.startswith("| With")]
+    assert len(table) == 2 and all(len(line.split("|")) == 7 for line in table)
+    metrics = json.loads((out / "metrics.json").read_text())
+    for name in ("pretrained", "random"):
+        assert 0 <= metrics[name]["test"]["map"] <= 1 and metrics[name]["test"]["images"] == 4
+        assert metrics[name]["test"]["ap"]["sheep"] is None      # no positives: no AP
+        assert len((out / name / "history.jsonl").read_text().splitlines()) == 1
+    assert "| car | 2 | 3 |" in report                      # positives: 2 in train, 3 in val
+    assert "always ranking the most frequent training class first" in report
+    assert (out / "history.png").stat().st_size > 1000
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1 and "already holds a comparison" in again.output
+
+
 def test_cli_train_random_init_on_class_folders(tmp_path):
     rng = np.random.default_rng(1)
     for split in ("train", "val"):

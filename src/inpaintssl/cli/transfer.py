@@ -88,8 +88,7 @@ def transfer_compare(inits, seeds, data, train_split, test_split, out, labels, o
     (OUT/report.md, OUT/history.png, OUT/metrics.json). Several --init or --seeds > 1: every init x seed into
     OUT/<init>/seed<k>/ and one report (OUT/report.md: mean ± std and paired difference to random,
     OUT/curves.png, OUT/metrics.json)."""
-    from ..transfer.train import compare
-    from ..transfer.voc import label_subset
+    from ..transfer.inits import compare_inits, compare_table3, markdown
 
     if list(inits) == ["random"]:
         raise InpaintsslError("--init random: compare needs an inpainting run or checkpoint (it trains the "
@@ -99,12 +98,11 @@ def transfer_compare(inits, seeds, data, train_split, test_split, out, labels, o
     if len(inits) == 1 and seeds == 1:
         from ..transfer.train import resolve_init
         _, ckpt = resolve_init(inits[0], None)
-        results = compare(label_subset(train_data, kw["label_fraction"], cfg.seed), test_data, ckpt, cfg, out,
-                          overwrite=overwrite, progress=not no_progress, log=log)
+        results = compare_table3(train_data, test_data, ckpt, cfg, out, kw["label_fraction"],
+                                 overwrite=overwrite, progress=not no_progress, log=log)
         for name, r in results.items():
             click.echo(f"{name:10s} test top-1 {100 * r['test']['top1']:.1f}%  mAP {100 * r['test']['map']:.1f}%")
     else:
-        from ..transfer.inits import compare_inits, markdown
         from ..transfer.probe import resolve_inits
         result = compare_inits(resolve_inits(inits), train_data, test_data, cfg,
                                tuple(range(cfg.seed, cfg.seed + seeds)), kw["label_fraction"], out,

@@ -13,7 +13,7 @@ evaluate    the models beside Telea / NS / mean on the same     ``evaluation/`` 
 figures     Figures 3 (M1), 5 (M2), 6 (M3) on fixed unseen      ``figures/`` (figure*.png,
             photos, and the loss curves                         loss_curves.png)
 transfer    VOC classification from the M1 encoder and from     ``transfer/`` (report.md, metrics.json,
-            random init (``transfer.train.compare``)            history.png = Figure 7, pretrained/, random/)
+            random init (``transfer.inits.compare_table3``)     history.png = Figure 7, pretrained/, random/)
 probes      linear probes at every depth (transfer.probe)      ``probes/result.json``
 report      ``report.md`` and the self-contained ``report.html`` ``report.md``, ``report.html``
 =========== ================================================== ============================================
@@ -46,7 +46,8 @@ from ..evaluation.report import write_report
 from ..gan.step import build_state, pick_device, train_step, training_masks
 from ..gan.train import train
 from ..transfer.probe import probes
-from ..transfer.train import TransferConfig, compare
+from ..transfer.inits import compare_table3
+from ..transfer.train import TransferConfig
 from ..transfer.voc import LabelledImages
 from .figures import FigurePhotos, save_figure_grid
 from .scales import ModelRun, Scale
@@ -254,8 +255,8 @@ def _figure_inputs(ctx: Context) -> dict:
 def transfer(ctx: Context) -> dict:
     train_data, test_data = ctx.voc_data
     ckpt = load_checkpoint(ctx.run_dir("m1"))
-    results = compare(train_data, test_data, ckpt, ctx.transfer_cfg, ctx.out / "transfer", overwrite=True,
-                      progress=ctx.progress, log=ctx.sub)
+    results = compare_table3(train_data, test_data, ckpt, ctx.transfer_cfg, ctx.out / "transfer",
+                             overwrite=True, progress=ctx.progress, log=ctx.sub)
     return {name: {"test_top1": r["test"]["top1"], "train_top1": r["train"]["top1"]} for name, r in results.items()}
 
 

@@ -1,17 +1,24 @@
-"""Several encoder inits fine-tuned alike over several seeds: ``transfer compare --init A --init B --seeds 3``.
+"""Encoder inits fine-tuned alike and compared: the one path of ``transfer compare`` (and of reproduce's
+transfer stage).
 
     inits = probe.resolve_inits(["runs/center", "runs/ae", "random"])
     result = compare_inits(inits, train, test, TransferConfig(), seeds=(0, 1, 2), fraction=0.1, out_dir=out)
+    results = compare_table3(train, test, load_checkpoint("runs/m1"), TransferConfig(), out)   # one init, one seed
 
-Every (init, seed) is one :func:`.train.transfer_run` into ``OUT/<init>/seed<k>/`` with the same transfer
+Every (init, seed) is one :func:`.train.transfer_run` (:func:`fine_tune_inits`) with the same transfer
 config but its seed, so for one seed every init gets the same head initialisation, data order, crops,
 dropout stream and label subset (``fraction`` < 1: :func:`.voc.label_subset` seeded by the seed), and a
 random init the DCGAN initialisation of that seed. ``init - random`` is therefore paired by seed. Nothing is
 chosen on the test split: every run trains for the configured epochs and its last epoch is scored (as in the
-paper). ``random`` is added as the reference when not given.
+paper). Two reports:
 
-Outputs: ``OUT/report.md`` (init x metric table, mean ± sample std over the seeds, paired difference to
-random), ``OUT/curves.png`` (test metric per epoch, mean over seeds, per init), ``OUT/metrics.json``.
+* :func:`compare_inits` (several inits or seeds; ``random`` is added as the reference when not given):
+  runs in ``OUT/<init>/seed<k>/``; ``OUT/report.md`` (init x metric table, mean ± sample std over the
+  seeds, paired difference to random), ``OUT/curves.png`` (test metric per epoch, mean over seeds, per
+  init), ``OUT/metrics.json``;
+* :func:`compare_table3` (one checkpoint against random init, one seed: the paper's Table 3): runs in
+  ``OUT/pretrained/`` and ``OUT/random/``; ``OUT/report.md`` (:func:`.report.write_report`),
+  ``OUT/history.png`` (both runs: Figure 7), ``OUT/metrics.json``.
 """
 
 from __future__ import annotations
@@ -19,21 +26,35 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..checkpoint import atomic_write_text
-from ..config import ModelConfig
+from ..config import ModelConfig, config_from_dict
 from ..evaluation.plots import save_figure
 from .metrics import reference_levels
 from .probe import init_record
 from .probe_report import REFERENCE, mean_std, plus_minus
+from .report import plot_history, write_report
 from .train import TransferConfig, json_safe, prepare_out_dir, transfer_run
 from .voc import LabelledImages, label_subset
 
 FILES = ("report.md", "metrics.json", "curves.png")
+TABLE3_FILES = ("report.md", "metrics.json", "history.png", "pretrained", "random")
+
+
+def fine_tune_inits(inits: dict[str, tuple[ModelConfig, dict | None]], train: LabelledImages,
+                    test: LabelledImages, cfg: TransferConfig, seeds: Sequence[int], fraction: float,
+                    run_dir: Callable[[str, int], Path], progress: bool = False, log=print):
+    """Every init with every seed, seed by seed, each into ``run_dir(init, seed)``: yields (init, seed,
+    the seed's label subset, the result of :func:`.train.transfer_run`)."""
+    for seed in seeds:
+        sub, c = label_subset(train, fraction, seed), dataclasses.replace(cfg, seed=seed)
+        for name, (model_cfg, ckpt) in inits.items():
+            yield name, seed, sub, transfer_run(sub, test, model_cfg, ckpt, c, run_dir(name, seed), name,
+                                                overwrite=True, progress=progress, log=log)
 
 
 def compare_inits(inits: dict[str, tuple[ModelConfig, dict | None]], train: LabelledImages, test: LabelledImages,
@@ -46,15 +67,12 @@ def compare_inits(inits: dict[str, tuple[ModelConfig, dict | None]], train: Labe
         inits = {**inits, REFERENCE: (arch, None)}
     prepare_out_dir(out_dir, overwrite, FILES + tuple(inits), "a comparison of inits")
     runs, t0 = [], time.perf_counter()
-    for seed in seeds:
-        sub, c = label_subset(train, fraction, seed), dataclasses.replace(cfg, seed=seed)
-        for name, (model_cfg, ckpt) in inits.items():
-            r = transfer_run(sub, test, model_cfg, ckpt, c, out_dir / name / f"seed{seed}", name,
-                             overwrite=True, progress=progress, log=log)
-            runs.append({"init": name, "seed": seed, "train_images": len(sub.files),
-                         "test": r["test"], "train": r["train"], "history": r["history"],
-                         "final_train_loss": r["history"][-1]["train_loss"], "seconds": r["seconds"]})
-            log(f"[{name} seed {seed}] test top-1 {100 * r['test']['top1']:.1f}% mAP {100 * r['test']['map']:.1f}%")
+    for name, seed, sub, r in fine_tune_inits(inits, train, test, cfg, seeds, fraction,
+                                              lambda name, seed: out_dir / name / f"seed{seed}", progress, log):
+        runs.append({"init": name, "seed": seed, "train_images": len(sub.files),
+                     "test": r["test"], "train": r["train"], "history": r["history"],
+                     "final_train_loss": r["history"][-1]["train_loss"], "seconds": r["seconds"]})
+        log(f"[{name} seed {seed}] test top-1 {100 * r['test']['top1']:.1f}% mAP {100 * r['test']['map']:.1f}%")
     result = {"metric": "map" if train.multilabel else "top1", "seeds": list(seeds), "fraction": fraction,
               "train_images": len(train.files), "test_images": len(test.files), "train_labels": train.source,
               "test_labels": test.source, "transfer": dataclasses.asdict(cfg),
@@ -70,6 +88,28 @@ def compare_inits(inits: dict[str, tuple[ModelConfig, dict | None]], train: Labe
     atomic_write_text(out_dir / "report.md", "# Inits compared by fine-tuning\n\n" + text
                       + "\n![test score per epoch](curves.png)\n")
     return result
+
+
+def compare_table3(train: LabelledImages, test: LabelledImages, ckpt: dict, cfg: TransferConfig, out_dir: Path,
+                   fraction: float = 1.0, overwrite: bool = False, progress: bool = False, log=print) -> dict:
+    """The checkpoint's encoder vs random init, same architecture, seed ``cfg.seed``: the paper's Table 3 into
+    ``out_dir`` (module doc). Returns {"pretrained": ..., "random": ...}, the runs' results."""
+    out_dir = Path(out_dir)
+    prepare_out_dir(out_dir, overwrite, TABLE3_FILES, "a comparison")
+    model_cfg = config_from_dict(ckpt["config"]).model
+    inits = {"pretrained": (model_cfg, ckpt), "random": (model_cfg, None)}
+    results = {}
+    for name, _, sub, r in fine_tune_inits(inits, train, test, cfg, (cfg.seed,), fraction,
+                                           lambda name, _: out_dir / name, progress, log):
+        results[name] = r
+    plot_history({k: v["history"] for k, v in results.items()}, out_dir / "history.png")
+    info = {"checkpoint": ckpt.get("path"), "checkpoint_step": ckpt.get("step"),
+            "preset": ckpt["config"].get("preset"), "model": dataclasses.asdict(model_cfg),
+            "transfer": dataclasses.asdict(cfg), "train_labels": sub.source,
+            "test_labels": test.source, "reference": reference_levels(sub.labels, test.labels)}
+    write_report(results, info, out_dir / "report.md")
+    atomic_write_text(out_dir / "metrics.json", json.dumps(json_safe({"setup": info, **results}), indent=2) + "\n")
+    return results
 
 
 def summarise(result: dict) -> dict:

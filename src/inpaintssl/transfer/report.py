@@ -67,7 +67,7 @@ def write_report(results: dict[str, dict], info: dict, path: Path) -> str:
         f"step {info.get('checkpoint_step')}, {m.get('image_size')} px, bottleneck {m.get('bottleneck')})",
         f"- training labels: `{info.get('train_labels')}` ({first['train']['images']} images); "
         f"test labels: `{info.get('test_labels')}` ({first['test']['images']} images)",
-        f"- mode {t.get('mode')}, {first['epochs']} epoch(s), batch {t.get('batch_size')}, SGD lr {t.get('lr')} "
+        f"- fine-tuned, {first['epochs']} epoch(s), batch {t.get('batch_size')}, SGD lr {t.get('lr')} "
         f"momentum {t.get('momentum')} weight decay {t.get('weight_decay')}, dropout {t.get('dropout')}, "
         f"seed {t.get('seed')} (the same for both runs)",
         "- top-1 accuracy: an image is correct when its highest-scoring class is present in it; "

@@ -57,7 +57,7 @@ from ..config import ModelConfig, config_from_dict, config_to_dict, get_preset
 from ..errors import InpaintsslError
 from ..gan.models import Generator, init_weights, run_encoder
 from ..gan.step import autocast, generator_input, pick_device, resolve_precision
-from .metrics import AP_METHODS, classification_metrics, reference_levels
+from .metrics import AP_METHODS, classification_metrics
 from .voc import ClassificationDataset, EpochSampler, LabelledImages
 
 RUN_FILES = ("config.json", "history.jsonl", "metrics.json", "classifier.pt", "history.png")
