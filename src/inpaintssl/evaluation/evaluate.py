@@ -52,11 +52,12 @@ from ..errors import InpaintsslError
 from .metrics import METRIC_KEYS, image_metrics, uint8_to_unit
 from ..data.images import center_square, list_images, open_image, to_tensor, to_uint8
 from ..gan.inpainter import Inpainter
+from ..gan.prefill import RADIUS
 from ..gan.masks import make_masks, step_generator
 
 EVAL_MASK_STREAM = 5            # step_generator stream reserved for evaluation masks (training uses 0 and 2)
 MASK_KINDS = ("center", "rect", "freeform", "mixed")       # mixed: each photo draws one of the other three
-OPENCV_RADIUS = 3               # cv2.inpaint's neighbourhood radius in pixels (OpenCV's documented example)
+OPENCV_RADIUS = RADIUS          # cv2.inpaint's neighbourhood radius in pixels, the inpainter's pre-fill's
 HOLE_GRAY = 128                 # what the corrupted image shows in the hole
 DEFAULT_SIZE = 128
 

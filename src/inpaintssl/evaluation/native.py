@@ -51,7 +51,8 @@ from ..data.images import list_images, open_image, save_png
 from ..errors import InpaintsslError
 from ..gan.inpainter import FILL_PATHS, Inpainter
 from ..gan.masks import PHOTO_KINDS, photo_hole, step_generator
-from .evaluate import BASELINES, HOLE_GRAY, check_dependencies, load_inpainter, parse_baselines, unique_name
+from .evaluate import (BASELINES, check_dependencies, composite, corrupt, load_inpainter, parse_baselines,
+                       unique_name)
 from .metrics import image_metrics, uint8_to_unit
 
 MAX_SIDE = 640                  # longer side cap of the native protocol (px)
@@ -217,7 +218,6 @@ def run_native(checkpoints: Sequence[Path], sources: Sequence[Path], baselines: 
     times = {k: {m: [] for m in methods} for k in kinds}
     per = {k: {m: {key: [] for key in SCORE_KEYS} for m in methods} for k in kinds}
     result.grid = {k: [] for k in kinds}
-    rng = np.random.default_rng(seed)
     bar = tqdm(total=limit or len(files), desc="native", unit="photo", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     for src, f in files:
@@ -233,14 +233,13 @@ def run_native(checkpoints: Sequence[Path], sources: Sequence[Path], baselines: 
         result.sizes.append(img.shape[:2])
         for kind in kinds:
             hole = native_hole(kind, *img.shape[:2], seed, i)
-            corrupted = img.copy()
-            corrupted[hole] = HOLE_GRAY
+            corrupted = corrupt(img[None], hole[None])[0]
             row = [_crop(img, hole), _crop(corrupted, hole)] if len(result.grid[kind]) < grid_rows else None
             for name, method in methods.items():
                 t0 = time.perf_counter()
                 filled = method(corrupted, hole)
                 times[kind][name].append(time.perf_counter() - t0)
-                comp = np.where(hole[..., None], filled, img)
+                comp = composite(filled, img, hole)
                 sc = hole_metrics(comp, img, hole)
                 for key in SCORE_KEYS:
                     per[kind][name][key].append(float(sc[key][0]))

@@ -30,7 +30,7 @@ composite); the native protocol (:mod:`..evaluation.native`) measures every step
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -78,9 +78,11 @@ def _crop_padded(a: np.ndarray, top: int, left: int, side: int) -> np.ndarray:
     return padded[t:t + side, l_:l_ + side]
 
 
-def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """The bicubic resize of the context window (antialiased when shrinking), (B, C, s, s) -> (B, C, size, size)."""
-    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=x.shape[-1] > size)
+def _resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """The bicubic resize of a window (antialiased when shrinking), (B, C, h, w) -> (B, C, *size); an int is a square."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    shrink = x.shape[-2] > size[0] or x.shape[-1] > size[1]
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=shrink)
 
 
 @functools.lru_cache(maxsize=64)
@@ -169,10 +171,15 @@ def hole_regions(hole: np.ndarray) -> list[np.ndarray]:
     return [hole & (labels == k) for k in range(1, n)]
 
 
+def hole_distance(hole: np.ndarray) -> np.ndarray:
+    """(H, W) float32: each hole pixel's distance to the nearest pixel outside the hole (the photo's border
+    counts as outside), 0 outside the hole."""
+    return cv2.distanceTransform(np.pad(hole.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+
+
 def thickness(region: np.ndarray) -> float:
     """The diameter of the largest disc inside the region (px): 2 x its largest distance to a non-hole pixel."""
-    padded = np.pad(region.astype(np.uint8), 1)
-    return 2.0 * float(cv2.distanceTransform(padded, cv2.DIST_L2, 5).max())
+    return 2.0 * float(hole_distance(region).max())
 
 
 def _box(region: np.ndarray) -> tuple[int, int, int, int]:
@@ -285,8 +292,7 @@ class Inpainter:
         if p.prefill == "none":
             x = x.masked_fill(torch.from_numpy(hole)[None, None], 0.0)          # blank the hole before resizing
         if (h, w) != tuple(size):
-            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False,
-                              antialias=h > size[0] or w > size[1]).clamp(-1, 1)
+            x = _resize(x, size).clamp(-1, 1)
         if p.low_mask == "dilated" and h == w and size[0] == size[1]:
             m = low_res_hole(hole, size[0])                                      # (1, 1, S, S), dilated
         else:
@@ -302,8 +308,7 @@ class Inpainter:
         if p.low_composite:
             pred = m * pred + (1 - m) * (x.masked_fill(m > 0, 0.0) if p.prefill == "none" else x)
         if (h, w) != tuple(size):
-            pred = F.interpolate(pred, size=(h, w), mode="bicubic", align_corners=False,
-                                 antialias=size[0] > h or size[1] > w)
+            pred = _resize(pred, (h, w))
         return to_uint8(pred[0].clamp(-1, 1))
 
     def _scale(self, region: np.ndarray) -> float:
@@ -345,18 +350,18 @@ class Inpainter:
         if not hole.any():
             return rgb.copy()
         p = self.fill_path
-        base = rgb.copy()
-        base[hole] = 0
         if p.prefill == "telea":
             base = telea_prefill(rgb, hole)
+        else:
+            base = rgb.copy()
+            base[hole] = 0
         out = rgb.copy()
         for region, scale in self._regions(hole):
             (top, left), pred = self._fill_region(base, region, scale)
             ys, xs = np.nonzero(region)
             out[ys, xs] = pred[ys - top, xs - left]            # this region's hole pixels only
         if p.blend > 0 and p.prefill == "telea":
-            inside = cv2.distanceTransform(np.pad(hole.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
-            a = np.clip(inside / (p.blend + 1), 0, 1)[..., None]
+            a = np.clip(hole_distance(hole) / (p.blend + 1), 0, 1)[..., None]
             mixed = np.round(a * out + (1 - a) * base).astype(np.uint8)
             out[hole] = mixed[hole]
         return out

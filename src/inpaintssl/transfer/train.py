@@ -118,9 +118,6 @@ class Classifier(nn.Module):
             MaxoutPool(cfg.head_pool), nn.Dropout(cfg.dropout),
             nn.Linear(cfg.head_hidden // cfg.head_pool, num_classes))
 
-    def encoder_parameters(self):
-        return [p for m in (self.encoder, self.bottleneck) for p in m.parameters()]
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, bottleneck, 1, 1)."""
         x = generator_input(x, torch.zeros_like(x[:, :1]), self.model_cfg.mask_channel)   # no hole anywhere
