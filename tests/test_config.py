@@ -31,6 +31,10 @@ def test_validate_rejects_inconsistent_configs():
         apply_overrides(get_preset("m1"), ["model.image_size=100"]).validate()
     with pytest.raises(InpaintsslError):
         get_preset("m9")
+    for bad, match in (("model.skip_dropout=1", "skip_dropout"), ("model.skip_drop=-1", "skip_drop"),
+                       ("mask.patch_size=0.6", "patch_size"), ("mask.patch_ratio_min=0.8", "patch_ratio")):
+        with pytest.raises(InpaintsslError, match=match):
+            apply_overrides(get_preset("m1"), [bad]).validate()
 
 
 def test_roundtrip(tmp_path):

@@ -15,7 +15,7 @@ def test_center_mask_is_half_the_side():
 
 
 def test_masks_are_deterministic_and_binary():
-    for kind in ("center", "rect", "freeform", "mixed"):
+    for kind in ("center", "rect", "freeform", "mixed", "patches"):
         a = make_masks(kind, 6, 64, torch.Generator().manual_seed(5))
         b = make_masks(kind, 6, 64, torch.Generator().manual_seed(5))
         c = make_masks(kind, 6, 64, torch.Generator().manual_seed(6))
@@ -24,6 +24,22 @@ def test_masks_are_deterministic_and_binary():
         assert (a.flatten(1).sum(1) > 0).all() and (a.flatten(1).mean(1) < 1).all()
         if kind != "center":
             assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("size", [64, 60])
+def test_patches_mask_a_share_of_grid_cells(size):
+    cfg = MaskConfig(patch_size=0.125, patch_ratio_min=0.5, patch_ratio_max=0.75)
+    m = make_masks("patches", 32, size, torch.Generator().manual_seed(0), cfg)[:, 0]
+    edges = torch.arange(size) * 8 // size                      # the 8 x 8 grid of cells
+    for mk in m:
+        cells = torch.zeros(8, 8)
+        cells.index_put_((edges[:, None].expand(size, size), edges[None].expand(size, size)), mk, accumulate=True)
+        area = torch.bincount(edges).float()
+        share = cells / (area[:, None] * area[None])
+        assert set(share.unique().tolist()) <= {0.0, 1.0}      # every cell all hole or all known
+        assert 32 <= share.sum() <= 48                          # 50-75% of the 64 cells
+    ratios = m.flatten(1).mean(1)
+    assert ratios.std() > 0.03                                  # the share is drawn per image
 
 
 def test_rect_sizes_within_bounds():

@@ -71,3 +71,29 @@ def test_mask_channel_option():
     cfg.mask_channel = True
     models = build_models(cfg)
     assert models["generator"].encoder[0][0].in_channels == 4
+
+
+def test_skip_drop_removes_the_deepest_skips_and_dropout_acts_in_training_only():
+    cfg = get_preset("m1-64").model
+    chans = encoder_channels(cfg)                               # 32, 32, 64, 128 at 64 px
+    full = Generator(cfg)
+    cfg.skip_drop = 2
+    G = Generator(cfg)
+    assert [G.has_skip(j) for j in range(4)] == [False, False, True, True]
+    ins = [layer[0].in_channels for layer in G.decoder[1:]]
+    assert ins == [chans[-1], chans[-2], 2 * chans[-3], 2 * chans[-4]]     # up-path + skip of the same width
+    assert [layer[0].in_channels for layer in full.decoder[1:]] == [2 * c for c in reversed(chans)]
+    x = torch.rand(4, 3, 64, 64) * 2 - 1
+    assert G(x).shape == (4, 3, 64, 64)
+    cfg.skip_dropout = 0.5
+    D = Generator(cfg)
+    D.load_state_dict(G.state_dict())
+    D.eval(), G.eval()
+    assert torch.equal(D(x), G(x))                              # eval: no dropout, the same function
+    D.train()
+    torch.manual_seed(0)
+    a = D(x)
+    torch.manual_seed(1)
+    assert not torch.allclose(a, D(x))                          # training: random skips zeroed
+    torch.manual_seed(0)
+    assert torch.equal(a, D(x))                                 # drawn from the (seeded) global RNG

@@ -13,7 +13,8 @@ from PIL import Image
 from conftest import synthetic_photo
 from inpaintssl.cli import cli
 from inpaintssl.errors import InpaintsslError
-from inpaintssl.transfer.probe import ProbeConfig, compare_probes, encoder_features, resolve_inits
+from inpaintssl.transfer.probe import (ProbeConfig, build_encoder, compare_probes, encoder_features, fit_linear,
+                                      recompute_batch_norm, resolve_inits)
 from inpaintssl.transfer.probe_report import summarise, write_probe_report
 from inpaintssl.transfer.voc import balanced_subset, load_class_folders
 
@@ -148,3 +149,31 @@ def test_cli_compare_several_inits_and_seeds_pairs_them_with_random(tmp_path, sm
     assert "| smoke |" in res.output and "| random |" in res.output and (out / "curves.png").stat().st_size > 100
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+def test_batch_norm_is_recomputed_on_hole_free_photos_of_the_training_split(tmp_path, smoke_run):
+    import torch
+
+    from inpaintssl.gan.step import generator_input
+    from inpaintssl.transfer.voc import ClassificationDataset
+    data = load_class_folders(_bright_dark(tmp_path / "data", 6), "train")
+    model_cfg, ckpt = resolve_inits([str(smoke_run)])["smoke"]
+    G = build_encoder(model_cfg, ckpt)
+    norm = G.encoder[1][1]                                      # the first batch norm (after encoder conv 2)
+    before = norm.running_mean.clone()
+    recompute_batch_norm(G, data, photos=len(data.files), batch_size=4)   # 3 equal batches
+    assert not G.training and norm.momentum == 0.1              # eval mode, momentum restored
+    x = torch.stack([ClassificationDataset(data, model_cfg.image_size, train=False)[i][0] for i in range(len(data.files))])
+    with torch.no_grad():
+        pre = G.encoder[1][0](G.encoder[0](generator_input(x, torch.zeros_like(x[:, :1]), model_cfg.mask_channel)))
+    assert torch.allclose(norm.running_mean, pre.mean((0, 2, 3)), atol=1e-5)   # every photo, no hole
+    assert not torch.allclose(norm.running_mean, before, atol=1e-3)
+
+
+def test_fit_reports_the_final_gradient():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5)).astype(np.float32)
+    y = _one_hot((x[:, 0] > 0).astype(int), 2)
+    done = fit_linear(x, y, False, 1e-2, ProbeConfig(max_iter=200, tol=1e-6))
+    cut = fit_linear(x, y, False, 1e-2, ProbeConfig(max_iter=1, tol=1e-6))
+    assert done["grad_max"] < 1e-5 and cut["grad_norm"] > 100 * done["grad_norm"]

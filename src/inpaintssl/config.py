@@ -54,6 +54,11 @@ class ModelConfig:
     arch: str = "unet"           # generator: unet (Table 1) | fcn (fully convolutional, any size: gan/fcn.py)
     fcn_blocks: int = 8          # fcn: dilated residual convs at 1/8 resolution
     hole_fill: str = "zero"      # what the generator sees in the hole: zero (paper: I * (1 - M)) | telea
+    # beyond the paper (issue 27: make the deep layers carry the context; gan/models.py): the U-Net skips
+    # of the ``skip_drop`` deepest encoder layers are removed (0 = the paper's skips at every layer), and in
+    # training each remaining skip is zeroed per sample with probability ``skip_dropout`` (0 = off)
+    skip_drop: int = 0
+    skip_dropout: float = 0.0
 
 
 @dataclass
@@ -86,7 +91,9 @@ class OptimConfig:
 
 # hole shapes of training (gan/masks.py); "none" has no hole: the plain-autoencoder control of transfer
 # experiments (Context Encoders, Pathak et al. 2016, section 5.2), only the reconstruction of the whole image
-MASK_KINDS = ("center", "rect", "freeform", "mixed", "none")
+# "patches" is the masked-image-modelling pretext (MAE / SparK for this ConvNet, issue 27): a random 50-75%
+# of the cells of a grid of squares are holes
+MASK_KINDS = ("center", "rect", "freeform", "mixed", "none", "patches")
 
 
 @dataclass
@@ -97,6 +104,9 @@ class MaskConfig:
     strokes_max: int = 4         # freeform: 1..strokes_max brush strokes
     brush_min: float = 0.04      # freeform: brush width as a fraction of the image side
     brush_max: float = 0.12
+    patch_size: float = 0.125    # patches: side of a grid cell as a fraction of the image (8 px at 64 px)
+    patch_ratio_min: float = 0.5  # patches: share of the cells masked, drawn per image in [min, max]
+    patch_ratio_max: float = 0.75
 
 
 @dataclass
@@ -166,6 +176,14 @@ class Config:
             raise InpaintsslError("train.batch_size must be >= 2 (batch norm needs two samples)")
         if not 0 < self.data.crop_min <= self.data.crop_max <= 1:
             raise InpaintsslError("data.crop_min/crop_max must satisfy 0 < crop_min <= crop_max <= 1")
+        if not 0 <= self.model.skip_dropout < 1:
+            raise InpaintsslError(f"model.skip_dropout={self.model.skip_dropout}: must be in [0, 1) (0 = off)")
+        if self.model.skip_drop < 0:
+            raise InpaintsslError(f"model.skip_drop={self.model.skip_drop}: must be >= 0 (0 = every skip)")
+        if not 0 < self.mask.patch_size <= 0.5:
+            raise InpaintsslError(f"mask.patch_size={self.mask.patch_size}: must be in (0, 0.5]")
+        if not 0 < self.mask.patch_ratio_min <= self.mask.patch_ratio_max < 1:
+            raise InpaintsslError("mask.patch_ratio_min/max must satisfy 0 < min <= max < 1")
         if not 0 < self.mask.rect_min <= self.mask.rect_max <= 1:
             raise InpaintsslError("mask.rect_min/rect_max must satisfy 0 < rect_min <= rect_max <= 1")
         for name in ("steps", "log_every", "sample_every", "ckpt_every"):

@@ -127,12 +127,17 @@ def transfer_compare(inits, seeds, data, train_split, test_split, out, labels, o
               help="seeds 0..N-1 (validation split, label subset, random init's weights)")
 @click.option("--label-fraction", "fractions", multiple=True, type=click.FloatRange(0, 1, min_open=True),
               help="fraction of the training labels (class-balanced, seeded); repeatable  [default: 1]")
-@click.option("--grid", type=click.IntRange(1, 8), default=2, show_default=True,
-              help="each encoder layer is average-pooled to GRID x GRID before the probe")
+@click.option("--grid", type=click.IntRange(1, 8), default=4, show_default=True,
+              help="each encoder layer is average-pooled to GRID x GRID before the probe (grid 2 cost about "
+                   "5 points for every init: docs/transfer.md)")
+@click.option("--bn-photos", type=click.IntRange(0), default=2048, show_default=True,
+              help="recompute batch norm on this many hole-free training photos first (0 = the checkpoint's "
+                   "statistics, gathered on holed batches)")
 @click.option("--cache", type=click.Path(path_type=Path), default=None,
               help="feature cache folder (default OUT/features): a rerun only refits the probes")
 @click.option("--overwrite", is_flag=True, help="replace an existing probe report in --out")
-def transfer_probe(inits, preset, data, train_split, test_split, labels, out, seeds, fractions, grid, cache, overwrite):
+def transfer_probe(inits, preset, data, train_split, test_split, labels, out, seeds, fractions, grid, bn_photos,
+                   cache, overwrite):
     """Linear probes on every encoder layer of several inits: OUT/report.md (layer x init table, mean ± std
     over seeds, paired difference to random), OUT/probe_layers.png, OUT/probe_fractions.png, OUT/probes.json."""
     from ..transfer.probe import ProbeConfig, compare_probes, resolve_inits
@@ -145,7 +150,7 @@ def transfer_probe(inits, preset, data, train_split, test_split, labels, out, se
     resolved = resolve_inits(inits, preset)
     prepare_out_dir(out, overwrite, ("report.md", "probes.json", "probe_layers.png", "probe_fractions.png"),
                     "a probe report")
-    result = compare_probes(resolved, train_data, test_data, ProbeConfig(grid=grid), seeds=tuple(range(seeds)),
+    result = compare_probes(resolved, train_data, test_data, ProbeConfig(grid=grid, bn_photos=bn_photos), seeds=tuple(range(seeds)),
                             fractions=tuple(sorted(set(fractions or (1.0,)))), cache_dir=cache or out / "features",
                             log=lambda m: click.echo(m, err=True))
     click.echo(write_probe_report(result, out))

@@ -4,6 +4,7 @@
 * :mod:`.evaluate`  checkpoints and the Telea / NS / mean baselines on the same holes;
 * :mod:`.report`    ``report.md``, ``metrics.json``, ``per_image.csv``, ``grid.png``;
 * :mod:`.ablation`  train M1, M2, M3 (and more presets) alike, then evaluate them;
+* :mod:`.bypass`    the fill with the bottleneck (or one skip) replaced by its mean: is ``z`` used?
 * :mod:`.plots`     loss curves and the atomic figure writer (matplotlib, imported lazily).
 
 May import: ``inpaintssl.config`` / ``errors`` / ``checkpoint``, ``inpaintssl.data``, ``inpaintssl.gan``.

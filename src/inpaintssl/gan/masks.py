@@ -9,6 +9,9 @@ Kinds:
 * ``rect``     an axis-aligned rectangle, each side in [rect_min, rect_max] x S, anywhere in the image;
 * ``freeform`` 1..strokes_max brush strokes (poly-lines of thick round-capped segments), DeepFill-style;
 * ``mixed``    each sample picks one of the three kinds uniformly;
+* ``patches``  masked-image modelling (MAE, He et al. 2022; SparK, Tian et al. 2023, for ConvNets): the
+  image is cut into a grid of squares of side ``patch_size`` x S and a share of the cells drawn per image
+  in [patch_ratio_min, patch_ratio_max] (default 50-75%) are holes;
 * ``none``     no hole (all zeros): the plain autoencoder, the control of transfer experiments (issue 14).
   The masked L2 term and the local discriminator's input are then zero, so the generator learns only to
   reconstruct the whole image (the w1 term) with the global D's small adversarial term; with U-Net skips
@@ -71,6 +74,20 @@ class _Draws:
         """Leave the generator after the draws used (the bulk draw took more)."""
         self.g.set_state(self.start)
         torch.rand(self.i, generator=self.g)                       # one 32-bit output per number
+
+
+def patch_masks(batch: int, size: int, generator: torch.Generator, cfg: MaskConfig) -> torch.Tensor:
+    """``patches`` masks (B, 1, size, size): a grid of n = ``round(1 / patch_size)`` cells a side (each
+    ``size // n`` or one pixel more when ``size`` does not divide); each image masks ``round(ratio x n^2)``
+    cells, the ratio uniform in [patch_ratio_min, patch_ratio_max], the cells in a random order."""
+    n = max(2, round(1 / cfg.patch_size))                          # cells per side
+    cells = n * n
+    ratios = cfg.patch_ratio_min + (cfg.patch_ratio_max - cfg.patch_ratio_min) * torch.rand(batch, generator=generator)
+    keys = torch.rand(batch, cells, generator=generator)           # a random order of the cells per image
+    rank = keys.argsort(dim=1).argsort(dim=1)                      # each cell's place in that order
+    grid = (rank < (ratios * cells).round().clamp(1, cells - 1).unsqueeze(1)).float().view(batch, 1, n, n)
+    edges = torch.arange(size) * n // size                         # pixel -> cell index, remainder at the end
+    return grid[:, :, edges][:, :, :, edges]
 
 
 def _max_draws(kind: str, cfg: MaskConfig) -> int:
@@ -158,6 +175,8 @@ def make_masks(kind: str, batch: int, size: int, generator: torch.Generator,
         return center_mask(batch, size)
     if kind == "none":
         return torch.zeros(batch, 1, size, size)
+    if kind == "patches":
+        return patch_masks(batch, size, generator, cfg)
     d = _Draws(generator, batch * _max_draws(kind, cfg))
     out = torch.zeros(batch, size, size, dtype=torch.bool)
     owner, segs = [], []

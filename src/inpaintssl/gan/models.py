@@ -33,6 +33,12 @@ Beyond the paper (issue 15; every option's default is the paper's network, with 
   (Odena et al. 2016). The first decoder layer (1x1 -> 4x4 transposed conv) stays: with a 1x1 input
   its kernel taps never overlap, so it cannot make a checkerboard;
 * ``model.d_norm`` (batch | layer | none) and ``model.spectral_norm`` for the discriminators.
+
+Beyond the paper for transfer (issue 27: with every skip the decoder can fill the hole from the layer-1..4
+skips and ignore the bottleneck ``z``, see :mod:`inpaintssl.evaluation.bypass`): ``model.skip_drop=k`` removes
+the skips of the k deepest encoder layers (their decoder layers see only the path through ``z``) and
+``model.skip_dropout=p`` zeroes each remaining skip per sample with probability p in training;
+``model.skips=false`` with ``predict=image`` is the no-skip whole-image model. The defaults are the paper's.
 """
 
 from __future__ import annotations
@@ -124,7 +130,7 @@ class Generator(nn.Module):
             outs = list(reversed(chans[:-1]))[:len(chans) - 2] + [3]
         prev = chans[-1]
         for j, ch in enumerate(outs):
-            skip_ch = chans[-1 - j] if cfg.skips else 0   # encoder layer mirrored to this decoder input
+            skip_ch = chans[-1 - j] if self.has_skip(j) else 0   # encoder layer mirrored to this input
             last = j == len(outs) - 1
             if cfg.upsample == "resize":               # nearest x2 + 3x3 conv, against the checkerboard
                 conv = ResizeConv2d(prev + skip_ch, ch, bias=last)
@@ -132,6 +138,11 @@ class Generator(nn.Module):
                 conv = nn.ConvTranspose2d(prev + skip_ch, ch, 4, 2, 1, bias=last)
             self.decoder.append(_block(conv, ch, not last, nn.Tanh() if last else nn.LeakyReLU(0.2)))
             prev = ch
+
+    def has_skip(self, j: int) -> bool:
+        """Whether decoder layer ``1 + j`` reads the skip of encoder layer ``len(encoder) - j``: every layer
+        with the paper's skips, none with ``skips=false``, and not the ``skip_drop`` deepest ones."""
+        return self.cfg.skips and j >= self.cfg.skip_drop
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips: list[torch.Tensor] = []
@@ -148,12 +159,24 @@ class Generator(nn.Module):
         """x: (B, C_in, S, S), the corrupted image; mask: (B, 1, S, S), 1 = hole (read by model.conv=partial
         only; the other encoders ignore it). None = no hole."""
         z, skips = self.encode(x, mask)
+        return self.decode(z, skips)
+
+    def decode(self, z: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        """The decoder: the bottleneck ``z`` (B, bottleneck, 1, 1) and the encoder's outputs -> the image
+        (B, 3, S, S), or (B, 3, S/2, S/2) for predict="patch". In training, each skip it reads is zeroed per
+        sample with probability ``skip_dropout`` (drawn from the global RNG, which training seeds and
+        checkpoints), the survivors scaled by 1 / (1 - p) as in dropout."""
         h = self.decoder[0](z)                         # (B, C_last, 4, 4)
+        p = self.cfg.skip_dropout
         for j, layer in enumerate(self.decoder[1:]):
-            if self.cfg.skips:
-                h = torch.cat([h, skips[-1 - j]], dim=1)
+            if self.has_skip(j):
+                s = skips[-1 - j]
+                if self.training and p > 0:
+                    keep = (torch.rand(s.shape[0], 1, 1, 1, device=s.device) >= p).to(s.dtype)
+                    s = s * keep / (1 - p)
+                h = torch.cat([h, s], dim=1)
             h = layer(h)
-        return h                                       # (B, 3, S, S) or (B, 3, S/2, S/2) for predict="patch"
+        return h
 
 
 class Discriminator(nn.Module):
