@@ -16,6 +16,7 @@ from conftest import COCO_TRAIN, COCO_VAL, VOC2007, needs_coco
 from test_transfer import make_voc
 from inpaintssl.cli import cli
 from inpaintssl.config import apply_overrides, config_to_dict, get_preset
+from inpaintssl.evaluation import ablation
 from inpaintssl.reproduce import SCALES, stages
 from inpaintssl.reproduce.html import markdown_to_html
 from inpaintssl.reproduce.scales import PLUS_SWITCHES, config_overrides, pretrain_models
@@ -103,7 +104,7 @@ def _args(inp, out, *more):
     ("unknown scale", 2, "did you mean 'tiny'"),
 ])
 def test_bad_input_is_refused_before_training(inputs, tmp_path, monkeypatch, case, code, message):
-    monkeypatch.setattr(stages, "train", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(ablation, "train", lambda *a, **k: pytest.fail("training started"))   # the one call site
     out = tmp_path / "repro"
     args = _args(inputs, out)
     if case == "missing data":
@@ -135,7 +136,7 @@ def test_bad_input_is_refused_before_training(inputs, tmp_path, monkeypatch, cas
 
 
 def test_interrupted_pretraining_is_recorded_and_exits_130(inputs, tmp_path, monkeypatch):
-    monkeypatch.setattr(stages, "train", lambda *a, **k: {"interrupted": True, "step": 3})
+    monkeypatch.setattr(ablation, "train", lambda *a, **k: {"interrupted": True, "step": 3})
     monkeypatch.setattr(stages, "time_steps", lambda *a, **k: 0.01)
     out = tmp_path / "repro"
     result = CliRunner().invoke(cli, _args(inputs, out))
@@ -238,7 +239,7 @@ def test_a_failed_stage_names_itself_and_keeps_the_others(tiny_repro, tmp_path, 
 
     def boom(*a, **k):
         raise RuntimeError("boom in the evaluation")
-    monkeypatch.setattr(stages, "run_evaluation", boom)                       # ... and fails
+    monkeypatch.setattr(ablation, "run_evaluation", boom)                     # ... and fails
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1
     assert "stage 'evaluate' failed: RuntimeError: boom in the evaluation" in result.stderr

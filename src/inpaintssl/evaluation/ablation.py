@@ -1,4 +1,7 @@
 """The paper's ablation (sections 5.4 and 6.1) as one command: train M1, M2, M3 alike, then evaluate.
+The one orchestrator of it: ``inpaintssl ablation`` calls :func:`run_ablation`, and ``inpaintssl reproduce``
+calls its parts (:func:`ablation_configs`, :func:`train_models`, :func:`evaluate_models`) as its
+pretraining and evaluation stages, with its own progress records in between.
 
     summary = run_ablation([Path("train2017")], Path("ablation/"), eval_sources=[Path("val2017")],
                            size=32, steps=300, seed=0)
@@ -110,6 +113,44 @@ def training_section(cfgs: dict[str, Config], runs: dict[str, Path], seconds: di
     return "\n".join(lines)
 
 
+def train_models(cfgs: dict[str, Config], run_dirs: dict[str, Path], sources: Sequence[Path], resume: bool,
+                 overwrite: bool, progress: bool = False, log=print, before=None, after=None) -> dict[str, dict]:
+    """Train each config into its run folder, one after the other; {name: train()'s summary}.
+
+    A run with a ``latest.pt`` continues (or is kept, if finished) when ``resume``; else ``overwrite``
+    replaces it. ``before(name, index, resuming)`` and ``after(name, summary, seconds)`` are called around
+    each run (reproduce's ETA and records). A run stopped by Ctrl-C raises KeyboardInterrupt."""
+    import time
+
+    out = {}
+    for i, (name, cfg) in enumerate(cfgs.items(), 1):
+        again = resume and (Path(run_dirs[name]) / "checkpoints" / "latest.pt").is_file()
+        if before is not None:
+            before(name, i, again)
+        t0 = time.perf_counter()
+        out[name] = train(cfg, Path(run_dirs[name]), [Path(s) for s in sources], resume=again,
+                          overwrite=overwrite and not again, progress=progress, log=log)
+        if out[name].get("interrupted"):
+            raise KeyboardInterrupt
+        if after is not None:
+            after(name, out[name], time.perf_counter() - t0)
+    return out
+
+
+def evaluate_models(cfgs: dict[str, Config], runs: dict[str, Path], seconds: dict[str, float | None],
+                    sources: Sequence[Path], eval_sources: Sequence[Path] | None, out: Path, title: str,
+                    baselines: Sequence[str], limit: int | None, seed: int, size: int, device: str,
+                    grid_rows: int, progress: bool = False, log=print):
+    """The trained runs and ``baselines`` on the same central holes (:func:`.evaluate.run_evaluation`),
+    reported in ``out`` with the training section first; returns the evaluation result."""
+    result = run_evaluation(list(runs.values()), list(eval_sources or sources), baselines, mask="center",
+                            limit=limit, seed=seed, size=size, device=device, grid_rows=grid_rows, log=log,
+                            progress=progress)
+    intro = training_section(cfgs, runs, seconds, sources, eval_sources)
+    write_report(result, out, title=title, intro=intro, overwrite=True)
+    return result
+
+
 def run_ablation(sources: Sequence[Path], out: Path, eval_sources: Sequence[Path] | None = None,
                  size: int = 32, steps: int = 300, seed: int = 0, batch: int | None = None,
                  overrides: Sequence[str] = (), also: Sequence[str] = (), baselines: Sequence[str] | str = ("telea", "ns", "mean"),
@@ -143,21 +184,16 @@ def run_ablation(sources: Sequence[Path], out: Path, eval_sources: Sequence[Path
     if taken and not (resume or overwrite):
         raise InpaintsslError(f"{', '.join(taken)}: already hold runs; pass --resume to continue (or keep) "
                               "them, --overwrite to retrain, or choose another --out")
-    runs, seconds = {}, {}
-    for name, cfg in cfgs.items():
-        run_dir = out / "runs" / name
+    runs = {name: out / "runs" / name for name in cfgs}
+    for cfg in cfgs.values():
         cfg.train.device = device or cfg.train.device
-        again = resume and (run_dir / "checkpoints" / "latest.pt").is_file()
-        log(f"== {name} ({cfg.preset}): {'resuming' if again else 'training'} {cfg.train.steps} steps -> {run_dir}")
-        summary = train(cfg, run_dir, [Path(s) for s in sources], resume=again, overwrite=overwrite,
-                        progress=progress, log=log)
-        runs[name], seconds[name] = run_dir, summary.get("seconds")    # None: already finished, kept
+    summaries = train_models(cfgs, runs, sources, resume, overwrite, progress, log, before=lambda name, i, again: log(
+        f"== {name} ({cfgs[name].preset}): {'resuming' if again else 'training'} {cfgs[name].train.steps} steps "
+        f"-> {runs[name]}"))
+    seconds = {name: s.get("seconds") for name, s in summaries.items()}   # None: already finished, kept
     log(f"== evaluating {', '.join(cfgs)}" + (f" and {', '.join(baselines)}" if baselines else ""))
-    result = run_evaluation(list(runs.values()), list(eval_sources or sources), baselines, mask="center",
-                            limit=limit, seed=seed, size=size, device=device or "auto", grid_rows=grid_rows, log=log,
-                            progress=progress)
-    intro = training_section(cfgs, runs, seconds, sources, eval_sources)
     title = " / ".join(["M1", "M2", "M3", *also])
-    paths = write_report(result, out, title=f"Ablation {title} at {size} px (paper sections 5.4 and 6.1)",
-                         intro=intro, overwrite=True)
-    return {"runs": runs, "report": paths["report.md"], "summary": result.summary()}
+    result = evaluate_models(cfgs, runs, seconds, sources, eval_sources, out,
+                             f"Ablation {title} at {size} px (paper sections 5.4 and 6.1)", baselines, limit, seed,
+                             size, device or "auto", grid_rows, progress, log)
+    return {"runs": runs, "report": out / "report.md", "summary": result.summary()}

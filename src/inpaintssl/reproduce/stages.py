@@ -39,12 +39,9 @@ import torch
 from ..checkpoint import atomic_write_text, load_checkpoint
 from ..config import config_to_dict
 from ..errors import InpaintsslError
-from ..evaluation.ablation import training_section
-from ..evaluation.evaluate import run_evaluation
+from ..evaluation.ablation import evaluate_models, train_models
 from ..evaluation.plots import plot_loss_curves, read_metrics
-from ..evaluation.report import write_report
 from ..gan.step import build_state, pick_device, train_step, training_masks
-from ..gan.train import train
 from ..transfer.probe import probes
 from ..transfer.inits import compare_table3
 from ..transfer.train import TransferConfig
@@ -173,29 +170,30 @@ def estimate_pretrain(ctx: Context) -> float:
 
 
 def pretrain(ctx: Context) -> dict:
+    """The ablation's training (:func:`..evaluation.ablation.train_models`) with an ETA per model, corrected
+    by the measured speed as runs finish, and the record saved after each."""
     runs = ctx.rec.setdefault("runs", {})
     left, speed = _remaining(ctx), ctx.cache.get("step_s", {})
-    factor, spent, predicted = 1.0, 0.0, 0.0
-    for i, (name, model) in enumerate(ctx.models.items(), 1):
-        run_dir = ctx.run_dir(name)
-        again = (run_dir / "checkpoints" / "latest.pt").is_file()
-        eta = left[name] * speed.get(name, 0.0) * factor
-        rest = sum(left[n] * speed.get(n, 0.0) for n in list(ctx.models)[i - 1:]) * factor
-        ctx.sub(f"{name} ({i}/{len(ctx.models)}, preset {model.cfg.preset}): "
+    est = {"factor": 1.0, "spent": 0.0, "predicted": 0.0}
+
+    def before(name: str, i: int, _again: bool) -> None:
+        eta = left[name] * speed.get(name, 0.0) * est["factor"]
+        rest = sum(left[n] * speed.get(n, 0.0) for n in list(ctx.models)[i - 1:]) * est["factor"]
+        ctx.sub(f"{name} ({i}/{len(ctx.models)}, preset {ctx.models[name].cfg.preset}): "
                 + (f"{left[name]} steps to go; ETA {fmt_seconds(eta)} (stage {fmt_seconds(rest)})"
                    if left[name] else "complete"))
-        t0 = time.perf_counter()
-        summary = train(copy.deepcopy(model.cfg), run_dir, ctx.sources, resume=again, overwrite=not again,
-                        progress=ctx.progress, log=_thinned(ctx.sub))
-        if summary["interrupted"]:
-            raise KeyboardInterrupt
-        took = time.perf_counter() - t0
+
+    def after(name: str, summary: dict, took: float) -> None:
         if left[name] and speed.get(name):          # the measured speed, data loading included, takes over
-            spent, predicted = spent + took, predicted + left[name] * speed[name]
-            factor = spent / predicted
-        before = runs.get(name, {}).get("seconds") or 0.0
-        runs[name] = {"step": summary["step"], "seconds": round(before + (summary.get("seconds") or 0.0), 2)}
+            est["spent"], est["predicted"] = est["spent"] + took, est["predicted"] + left[name] * speed[name]
+            est["factor"] = est["spent"] / est["predicted"]
+        kept = runs.get(name, {}).get("seconds") or 0.0
+        runs[name] = {"step": summary["step"], "seconds": round(kept + (summary.get("seconds") or 0.0), 2)}
         ctx.save()
+
+    train_models({n: copy.deepcopy(m.cfg) for n, m in ctx.models.items()}, {n: ctx.run_dir(n) for n in ctx.models},
+                 ctx.sources, resume=True, overwrite=True, progress=ctx.progress, log=_thinned(ctx.sub),
+                 before=before, after=after)
     return {"runs": runs}
 
 
@@ -212,15 +210,13 @@ def _pretrain_inputs(ctx: Context) -> dict:
 
 def evaluate(ctx: Context) -> dict:
     runs = ctx.runs()
-    result = run_evaluation(list(runs.values()), ctx.eval_sources, ctx.scale.baselines, mask="center",
-                            limit=ctx.limit, seed=ctx.seed, size=ctx.scale.image_size, device=ctx.device,
-                            grid_rows=ctx.scale.figure_rows, log=ctx.sub)
     kept = ctx.records.get("pretrain", {}).get("runs", {})
     seconds = {n: kept.get(n, {}).get("seconds") for n in runs}
-    intro = training_section({n: m.cfg for n, m in ctx.models.items()}, runs, seconds, ctx.sources,
-                             ctx.eval_sources)
-    write_report(result, ctx.out / "evaluation", intro=intro, overwrite=True,
-                 title=f"M1 / M2 / M3 / m1-plus beside the classical baselines ({ctx.scale.image_size} px)")
+    result = evaluate_models({n: m.cfg for n, m in ctx.models.items()}, runs, seconds, ctx.sources, ctx.eval_sources,
+                             ctx.out / "evaluation",
+                             f"M1 / M2 / M3 / m1-plus beside the classical baselines ({ctx.scale.image_size} px)",
+                             ctx.scale.baselines, ctx.limit, ctx.seed, ctx.scale.image_size, ctx.device,
+                             ctx.scale.figure_rows, log=ctx.sub)
     return {"photos": len(result.images), "skipped_files": len(result.skipped)}
 
 
