@@ -177,3 +177,25 @@ def test_fit_reports_the_final_gradient():
     done = fit_linear(x, y, False, 1e-2, ProbeConfig(max_iter=200, tol=1e-6))
     cut = fit_linear(x, y, False, 1e-2, ProbeConfig(max_iter=1, tol=1e-6))
     assert done["grad_max"] < 1e-5 and cut["grad_norm"] > 100 * done["grad_norm"]
+
+
+def test_cli_compare_chooses_lr_and_epochs_on_validation_and_heads_from_pooled_layer(tmp_path, smoke_run):
+    data = _bright_dark(tmp_path / "data", 10)
+    out = tmp_path / "cmp"
+    args = ["transfer", "compare", "--init", str(smoke_run), "--init", "random", "--data", str(data), "--train-split",
+            "train", "--test-split", "dev", "--epochs", "2", "--batch", "4", "--workers", "0", "--lr-grid", "0.001",
+            "--lr-grid", "0.05", "--head-from", "pooled", "--out", str(out), "--no-progress"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    saved = json.loads((out / "metrics.json").read_text())
+    for r in saved["runs"]:
+        c = r["choice"]
+        assert set(c["val"]) == {"0.001", "0.05"} and c["val_images"] == 4      # 20% of each class held out
+        best = max((v, -float(lr), -e) for lr, vals in c["val"].items() for e, v in enumerate(vals, 1))
+        assert (c["lr"], c["epochs"]) == (-best[1], -best[2])                     # the validation argmax
+        assert len(r["history"]) == c["epochs"]                                   # the scored run used it
+        run_cfg = json.loads((out / r["init"] / "seed0" / "config.json").read_text())["transfer"]
+        assert run_cfg["lr"] == c["lr"] and run_cfg["head_from"] == "pooled"
+    assert "chosen per run on a 20% validation part" in res.output
+    bad = CliRunner().invoke(cli, args[:-4] + ["--lr-grid=-1", "--out", str(tmp_path / "x"), "--no-progress"])
+    assert bad.exit_code != 0 and "--lr-grid" in bad.output

@@ -26,6 +26,13 @@ def _transfer_options(f):
         click.option("--epochs", type=int, default=14, show_default=True, help="passes over the training split"),
         click.option("--batch", type=int, default=64, show_default=True, help="batch size"),
         click.option("--lr", type=float, default=0.005, show_default=True, help="SGD learning rate (momentum 0.9)"),
+        click.option("--lr-grid", type=float, multiple=True,
+                     help="choose the learning rate among these (repeatable) and the epochs (1..--epochs) on a "
+                          "20%% validation part of the training split, per init and seed, before the scored run "
+                          "(default: the paper's fixed --lr and --epochs)"),
+        click.option("--head-from", type=click.Choice(["bottleneck", "pooled"]), default="bottleneck",
+                     show_default=True, help="the head reads the 1x1 bottleneck (paper) or the deepest encoder "
+                                             "layer averaged over space"),
         click.option("--weight-decay", type=float, default=5e-4, show_default=True, help="SGD weight decay"),
         click.option("--seed", type=int, default=0, show_default=True, help="seed of the head, data order, crops"),
         click.option("--label-fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
@@ -50,6 +57,7 @@ def _transfer_setup(data, train_split, test_split, labels, **kw):
 
     cfg = TransferConfig(epochs=kw["epochs"], batch_size=kw["batch"], lr=kw["lr"],
                          weight_decay=kw["weight_decay"], seed=kw["seed"], ap_method=kw["ap_method"],
+                         lr_grid=tuple(kw["lr_grid"]), head_from=kw["head_from"],
                          workers=kw["workers"], device=kw["device"]).validate()
     train_data = load_labelled(data, train_split, labels=labels)
     test_data = load_labelled(data, test_split, classes=train_data.classes, labels=labels)

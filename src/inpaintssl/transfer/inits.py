@@ -71,7 +71,8 @@ def compare_inits(inits: dict[str, tuple[ModelConfig, dict | None]], train: Labe
                                               lambda name, seed: out_dir / name / f"seed{seed}", progress, log):
         runs.append({"init": name, "seed": seed, "train_images": len(sub.files),
                      "test": r["test"], "train": r["train"], "history": r["history"],
-                     "final_train_loss": r["history"][-1]["train_loss"], "seconds": r["seconds"]})
+                     "final_train_loss": r["history"][-1]["train_loss"], "seconds": r["seconds"],
+                     "choice": r.get("choice")})
         log(f"[{name} seed {seed}] test top-1 {100 * r['test']['top1']:.1f}% mAP {100 * r['test']['map']:.1f}%")
     result = {"metric": "map" if train.multilabel else "top1", "seeds": list(seeds), "fraction": fraction,
               "train_images": len(train.files), "test_images": len(test.files), "train_labels": train.source,
@@ -134,7 +135,13 @@ def summarise(result: dict) -> dict:
 def markdown(result: dict) -> str:
     t, summary = result["transfer"], result["summary"]
     n_train = result["runs"][0]["train_images"] if result["runs"] else 0
-    lines = [f"fine-tuned, {t['epochs']} epochs, SGD lr {t['lr']} momentum {t['momentum']} weight decay "
+    grid = t.get("lr_grid") or ()
+    recipe = (f"lr and epochs chosen per run on a {t['val_fraction']:.0%} validation part of the training "
+              f"images (lr from {', '.join(f'{v:g}' for v in grid)}, 1-{t['epochs']} epochs; chosen: "
+              + "; ".join(f"{r['init']} seed {r['seed']} {r['choice']['lr']:g}/{r['choice']['epochs']}"
+                          for r in result["runs"] if r.get("choice")) + ")"
+              if grid else f"{t['epochs']} epochs, SGD lr {t['lr']}")
+    lines = [f"fine-tuned from the {t.get('head_from', 'bottleneck')}, {recipe}, SGD momentum {t['momentum']} weight decay "
              f"{t['weight_decay']}, batch {t['batch_size']}; {n_train} training images "
              f"({result['fraction']:.0%} of `{result['train_labels']}`"
              f"{', class-balanced per seed' if result['fraction'] < 1 else ''}), "

@@ -12,7 +12,9 @@ Classifier (``Classifier.forward``: (B, 3, S, S) in [-1, 1] -> (B, C) logits):
   ``forward_features`` -> (B, bottleneck, 1, 1). S is the inpainting model's image size. A generator
   trained with ``mask_channel`` gets an all-zero (no hole) 4th channel.
 * **head** (the paper: "fully connected layers ... pooling layers in between ...
-  regularisation"): flatten -> dropout(p) -> Linear(bottleneck, hidden) -> max-pool over groups of
+  regularisation") on the bottleneck, or with ``head_from="pooled"`` on the deepest encoder layer averaged
+  over its 4x4 positions (the bottleneck then unused; beyond the paper, issue 27: with every U-Net skip the
+  bottleneck need not carry the context): flatten -> dropout(p) -> Linear(D, hidden) -> max-pool over groups of
   ``head_pool`` neighbouring units (a maxout non-linearity: 1-D pooling is the only pooling that means
   something on the 1x1 bottleneck) -> dropout(p) -> Linear(hidden / head_pool, C). Regularisation:
   dropout p = 0.5 on both FC inputs and SGD weight decay 5e-4 on every parameter.
@@ -25,7 +27,9 @@ the head's and that nothing is unexpected or of another shape. ``--init random``
 initialisation the inpainting run itself started from. The head's initial weights depend only on the
 seed, so two runs with the same seed differ only in the encoder's starting point.
 
-Optimisation (paper defaults): SGD, momentum 0.9, lr 0.005 (constant), batch 64, 14 epochs. Loss:
+Optimisation (paper defaults): SGD, momentum 0.9, lr 0.005 (constant), batch 64, 14 epochs. With
+``lr_grid`` (beyond the paper) the learning rate and the number of epochs are chosen per init and seed on a
+validation part of the training split (:func:`choose_recipe`) before the run that is scored. Loss:
 binary cross-entropy per class for multi-label data, ignoring the (image, class) pairs labelled
 difficult; softmax cross-entropy for single-label data. The last incomplete training batch of an epoch
 is dropped (batch norm needs full batches; the data order changes every epoch). With ``amp`` (default)
@@ -55,12 +59,13 @@ from tqdm import tqdm
 from ..checkpoint import atomic_write_text, check_compatible, generator_weights, load_checkpoint, save_checkpoint
 from ..config import ModelConfig, config_from_dict, config_to_dict, get_preset
 from ..errors import InpaintsslError
-from ..gan.models import Generator, init_weights, run_encoder
+from ..gan.models import Generator, encoder_channels, init_weights, run_encoder
 from ..gan.step import autocast, generator_input, pick_device, resolve_precision
 from .metrics import AP_METHODS, classification_metrics
-from .voc import ClassificationDataset, EpochSampler, LabelledImages
+from .voc import ClassificationDataset, EpochSampler, LabelledImages, validation_split
 
-RUN_FILES = ("config.json", "history.jsonl", "metrics.json", "classifier.pt", "history.png")
+RUN_FILES = ("config.json", "history.jsonl", "metrics.json", "classifier.pt", "history.png", "choice")
+HEADS_FROM = ("bottleneck", "pooled")
 
 
 @dataclass
@@ -79,12 +84,19 @@ class TransferConfig:
     device: str = "auto"
     amp: bool = True              # bf16 autocast + channels_last where the device computes bf16 natively
     ap_method: str = "all"        # all (VOC2010+ all-point) | 11point (VOC2007)
+    head_from: str = "bottleneck"  # bottleneck (paper) | pooled: the deepest encoder layer, averaged over space
+    lr_grid: tuple = ()           # learning rates to choose from on a validation part (empty: the paper's lr)
+    val_fraction: float = 0.2     # of the training split, held out for that choice
 
     def validate(self) -> "TransferConfig":
         if self.ap_method not in AP_METHODS:
             raise InpaintsslError(f"--ap {self.ap_method!r}: choose {' or '.join(AP_METHODS)}")
         if self.epochs < 1 or self.batch_size < 2:
             raise InpaintsslError("--epochs must be >= 1 and --batch >= 2 (batch norm needs two samples)")
+        if self.head_from not in HEADS_FROM:
+            raise InpaintsslError(f"--head-from {self.head_from!r}: choose {' or '.join(HEADS_FROM)}")
+        if any(lr <= 0 for lr in self.lr_grid) or not 0 < self.val_fraction < 1:
+            raise InpaintsslError("every --lr-grid value must be > 0 (and the validation fraction in (0, 1))")
         if not (self.lr > 0 and 0 <= self.dropout < 1 and self.head_pool >= 1
                 and self.head_hidden % self.head_pool == 0):
             raise InpaintsslError("need lr > 0, 0 <= dropout < 1 and head_hidden divisible by head_pool")
@@ -112,15 +124,20 @@ class Classifier(nn.Module):
         init_weights(gen)
         self.encoder, self.bottleneck = gen.encoder, gen.bottleneck
         del gen
-        d = model_cfg.bottleneck
+        self.head_from = cfg.head_from
+        d = model_cfg.bottleneck if cfg.head_from == "bottleneck" else encoder_channels(model_cfg)[-1]
         self.head = nn.Sequential(
             nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(d, cfg.head_hidden),
             MaxoutPool(cfg.head_pool), nn.Dropout(cfg.dropout),
             nn.Linear(cfg.head_hidden // cfg.head_pool, num_classes))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) -> (B, bottleneck, 1, 1)."""
+        """(B, 3, S, S) -> (B, bottleneck, 1, 1), or (B, C_last, 1, 1) with ``head_from="pooled"``."""
         x = generator_input(x, torch.zeros_like(x[:, :1]), self.model_cfg.mask_channel)   # no hole anywhere
+        if self.head_from == "pooled":
+            skips: list[torch.Tensor] = []
+            run_encoder(self.encoder, nn.Identity(), x, skips)
+            return skips[-1].mean((2, 3), keepdim=True)
         return run_encoder(self.encoder, self.bottleneck, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -316,13 +333,46 @@ def json_safe(obj):
     return obj
 
 
+def choose_recipe(train_data: LabelledImages, model_cfg: ModelConfig, ckpt: dict | None, cfg: TransferConfig,
+                  out_dir: Path, init_name: str, progress: bool = False, log=print) -> dict:
+    """The learning rate of ``cfg.lr_grid`` and the epoch count (1..``cfg.epochs``) with the best validation
+    score (mAP for multi-label data, top-1 otherwise; ties: the smaller lr, the fewer epochs), each lr trained
+    on the rest of the training split into ``out_dir/lr<lr>/``. The test split takes no part.
+    Returns {"lr", "epochs", "val": {lr: [score per epoch]}}."""
+    rest, val = validation_split(train_data, cfg.val_fraction, cfg.seed)
+    key = "test_map" if train_data.multilabel else "test_top1"
+    curves = {}
+    for lr in sorted(cfg.lr_grid):
+        c = dataclasses.replace(cfg, lr=lr, lr_grid=())
+        model = build_classifier(model_cfg, len(train_data.classes), c, ckpt)
+        folder = Path(out_dir) / f"lr{lr:g}"
+        prepare_out_dir(folder, True)
+        r = fit(model, rest, val, c, folder, f"{init_name} lr {lr:g} (validation)", progress, log)
+        curves[lr] = [row[key] for row in r["history"]]
+    lr, epochs = max(((lr, e + 1) for lr, v in curves.items() for e in range(len(v))),
+                     key=lambda le: (curves[le[0]][le[1] - 1], -le[0], -le[1]))
+    log(f"[{init_name}] chosen on validation: lr {lr:g}, {epochs} epochs ({100 * curves[lr][epochs - 1]:.1f})")
+    return {"lr": lr, "epochs": epochs, "val": {f"{k:g}": v for k, v in curves.items()},
+            "val_images": len(val.files)}
+
+
 def transfer_run(train_data: LabelledImages, test_data: LabelledImages, model_cfg: ModelConfig,
                  ckpt: dict | None, cfg: TransferConfig, out_dir: Path, init_name: str,
                  overwrite: bool = False, progress: bool = False, log=print) -> dict:
-    """Build the classifier for one init, train it into ``out_dir`` and plot its history."""
+    """Build the classifier for one init, train it into ``out_dir`` and plot its history. With
+    ``cfg.lr_grid``, the learning rate and epochs are first chosen on validation (:func:`choose_recipe`,
+    runs in ``out_dir/choice/``) and the result records the choice under ``"choice"``."""
     from .report import plot_history
     prepare_out_dir(out_dir, overwrite)
-    model = build_classifier(model_cfg, len(train_data.classes), cfg.validate(), ckpt)
+    cfg.validate()
+    choice = None
+    if cfg.lr_grid:
+        choice = choose_recipe(train_data, model_cfg, ckpt, cfg, Path(out_dir) / "choice", init_name, progress, log)
+        cfg = dataclasses.replace(cfg, lr=choice["lr"], epochs=choice["epochs"], lr_grid=())
+    model = build_classifier(model_cfg, len(train_data.classes), cfg, ckpt)
     result = fit(model, train_data, test_data, cfg, out_dir, init_name, progress, log)
+    if choice is not None:
+        result["choice"] = choice
+        atomic_write_text(Path(out_dir) / "metrics.json", json.dumps(json_safe(result), indent=2) + "\n")
     plot_history({init_name: result["history"]}, Path(out_dir) / "history.png")
     return result

@@ -235,6 +235,16 @@ def label_subset(data: LabelledImages, fraction: float, seed: int) -> LabelledIm
                           f"seed {seed})")
 
 
+def validation_split(data: LabelledImages, fraction: float, seed: int) -> tuple[LabelledImages, LabelledImages]:
+    """(the rest, a held-out ``fraction``): the held-out part class-balanced and seeded (:func:`balanced_subset`),
+    for choices that must not see the test split."""
+    held = set(balanced_subset(data.labels, fraction, seed).tolist())
+    parts = ([i for i in range(len(data.files)) if i not in held], sorted(held))
+    return tuple(LabelledImages([data.files[i] for i in idx], data.labels[idx], data.classes, data.multilabel,
+                                f"{data.source} ({name}: {len(idx)} images, seed {seed})")
+                 for idx, name in zip(map(np.asarray, parts), ("training part", "validation part")))
+
+
 class ClassificationDataset(Dataset):
     """Training items are keyed ``(index, epoch)`` (random crop + flip); evaluation items by ``index``."""
 
