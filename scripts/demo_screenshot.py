@@ -1,4 +1,4 @@
-"""Screenshot of the demo page after one brush stroke is inpainted (the README's docs/demo-screenshot.png).
+"""Screenshot of the demo page after one brush stroke is inpainted (docs/demo-screenshot.png, shown in docs/usage.md).
 
     python scripts/demo_screenshot.py --photo VOC2007/JPEGImages/000069.jpg --out docs/demo-screenshot.png \
         --stroke 0.20,0.30 0.45,0.42 0.70,0.35

@@ -1,4 +1,4 @@
-"""The README's screening table from ``inpaintssl evaluate`` reports (one per hole shape, same photos and seed).
+"""The screening table of docs/results.md from ``inpaintssl evaluate`` reports (one per hole shape, same photos and seed).
 
     python scripts/screen_table.py --eval center=screen/eval-center --eval freeform=screen/eval-freeform \
         --base base --vs telea

@@ -14,7 +14,7 @@ from inpaintssl.errors import InpaintsslError
 from inpaintssl.gan.inpainter import Inpainter, center_hole
 from inpaintssl.gan.models import Generator, make_generator
 
-from conftest import SHARED_DATA, VOC2007
+from conftest import VOC2007
 
 SHIPPED = bundled.weights_dir() / bundled.WEIGHTS_FILE
 

@@ -241,7 +241,7 @@ def _m3() -> Config:
 
 
 def _m1_plus() -> Config:
-    """M1 with two recipe changes that each measured better on 966 unseen VOC test photos (64 px, README):
+    """M1 with two recipe changes that each measured better on 966 unseen VOC test photos (64 px, docs/results.md):
 
     * the L2 terms averaged over their own region and weighted equally (w1 = w2 = 0.5): the paper's literal
       N (all elements) with w2 = 0.1 gives the hole 0.1 x 25% of the loss; this gives it half
@@ -258,7 +258,7 @@ def _m1_plus() -> Config:
 
 
 def _with_partial_conv(cfg: Config) -> Config:
-    """``m1-plus-64`` with partial convolutions in the encoder (issue 15's screening, README): 1,200 steps on
+    """``m1-plus-64`` with partial convolutions in the encoder (the options' screening, docs/results.md): 1,200 steps on
     18,411 photos, scored on 966 unseen VOC2007 test photos, it was +0.04 ± 0.01 dB hole PSNR and +0.009 SSIM
     on centre holes, a little sharper, and +1.69 ± 0.04 dB on free-form holes it never trained on; the
     other screened options (resize decoder, hinge + spectral norm) did not beat ``m1-plus-64``."""
@@ -268,7 +268,7 @@ def _with_partial_conv(cfg: Config) -> Config:
 
 def _with_sharp_fills(cfg: Config) -> Config:
     """``m1-plus-64-pconv`` with a resize-convolution decoder and hinge + spectral-norm discriminators carrying
-    30x the adversarial weight (w3 = w4 = 3e-4), from issue 15's screening (README): at 1,200 steps on
+    30x the adversarial weight (w3 = w4 = 3e-4), from the options' screening (docs/results.md): at 1,200 steps on
     18,411 photos, scored on 966 unseen VOC2007 test photos with centre holes, its fills are much sharper
     than ``m1-plus-64``'s (sharpness 0.441 vs 0.259; Telea 0.364), at -0.14 ± 0.01 dB hole PSNR and
     -0.012 SSIM, with no grid-locked checkerboard (``checker_hole`` 0.16, the photos' own floor, vs 0.25).

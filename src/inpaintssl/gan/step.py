@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -52,12 +55,17 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """True when this CPU computes bf16 in hardware (AVX-512 BF16 or AMX tiles); emulated bf16 is slower
-    than fp32, so only these get the bf16 path."""
-    cpu = getattr(torch, "cpu", None)
-    checks = [getattr(cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(bool(f()) for f in checks if f is not None)
+    than fp32, so only these get the bf16 path. Read from the CPU's feature flags in ``/proc/cpuinfo``
+    (``avx512_bf16``, ``amx_bf16``: public, unlike torch's ``torch.cpu._is_*`` helpers); where there is no
+    such file (macOS, Windows) the answer is False and training runs in fp32."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", text) is not None
 
 
 def resolve_precision(device: torch.device, amp: bool = True) -> str:

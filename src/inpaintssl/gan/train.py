@@ -3,7 +3,7 @@
     cfg = apply_overrides(get_preset("smoke"), ["train.steps=200"])
     summary = train(cfg, Path("runs/smoke"), sources=[Path("photos/")])
 
-A run folder holds ``config.json``, ``metrics.jsonl``, sample grids and checkpoints (README). Everything
+A run folder holds ``config.json``, ``metrics.jsonl``, sample grids and checkpoints (docs/usage.md). Everything
 random is a function of (seed, step): masks from :func:`masks.step_generator`, the data order and crops
 from :mod:`data`, the learning rates from :func:`step.lr_factor`. A run resumed from ``latest.pt``
 therefore continues exactly. Before each checkpoint save the moving-average generator (``train.ema``)

@@ -149,7 +149,7 @@ def claims(d: Loaded) -> list[str]:
         dm, se, frac = paired_difference(pi["m1-plus"]["psnr_hole"], pi["m1"]["psnr_hole"])
         text, verdict = f"hole PSNR m1-plus - M1 {dm:+.2f} ± {se:.2f} dB (better on {100 * frac:.0f}%)", \
             "yes" if dm > 0 else "no"
-    rows.append(f"| Ours (README), not the paper's: the improved recipe m1-plus fills holes better than M1 | - "
+    rows.append(f"| Ours (docs/results.md), not the paper's: the improved recipe m1-plus fills holes better than M1 | - "
                 f"| {text} | {verdict} |")
     return rows
 

@@ -5,7 +5,7 @@
     models["m2"].cfg.model.global_d                          # False: M2 is M1 without the global D
 
 Every scale trains the paper's three models (section 5.4) and the best improved recipe (``m1-plus``,
-README "Results") alike -- same data, steps, seed, batch and central hole -- through
+docs/results.md) alike -- same data, steps, seed, batch and central hole -- through
 :func:`evaluation.ablation.ablation_configs`, so they differ only in what the paper varies. The improved
 preset at each image size is :data:`IMPROVED`; at 32 px no preset exists, so it is the 32 px M1 with the
 same recipe switches (:data:`PLUS_SWITCHES`) that make ``m1-plus-64`` out of ``m1-64``.
@@ -15,12 +15,12 @@ Why these values (:data:`SCALES`):
 * ``tiny``  32 px, 100 steps per model, 1 transfer epoch on 160 photos per VOC split: the whole pipeline
   in a few minutes on 2 CPU cores (the test runs it); numbers at this scale mean nothing.
 * ``cpu``   64 px (``m1-64`` & co.), 1,200 steps x 32 images per model (about 32 epochs of 1,200 photos;
-  the step count of the README's 64 px ablation, so its numbers compare). Sized for a 2-core machine
+  the step count of the 64 px ablation of docs/results.md, so its numbers compare). Sized for a 2-core machine
   without native bf16: there a 64 px M1 step takes ~1.3 s in fp32 on one thread (25 images/s measured on
   an AVX2 EPYC core; ~150 images/s with bf16 on AVX-512 BF16), M2 ~0.65x, M3 ~0.4x of that, so the four
   runs take ~40-80 min (2 or 1 threads), the evaluation on ~1,000 photos ~5 min and the transfer
   (14 epochs x 2 runs on 941 + 966 VOC photos) ~10 min: about an hour in all on two free cores. Measured
-  with one thread while the other core ran other training: 1 h 54 min (pretraining 1.6 h; README).
+  with one thread while the other core ran other training: 1 h 54 min (pretraining 1.6 h; docs/reproduce.md).
 * ``paper`` 128 px, the paper's ``m1``/``m2``/``m3`` (width 64, bottleneck 4000, batch 64) and transfer
   settings (SGD lr 0.005, momentum 0.9, batch 64, 14 epochs), 20,000 steps (1.3 M images, ~15 epochs of
   COCO-2014 train; the paper gives 13 h on a 2070 SUPER, not a step count): for a GPU.
