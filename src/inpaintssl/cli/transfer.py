@@ -65,7 +65,7 @@ def _transfer_setup(data, train_split, test_split, labels, **kw):
 
 
 @transfer.command("train")
-@click.option("--init", required=True, help="inpainting run folder or checkpoint file, or 'random'")
+@click.option("--init", required=True, help="inpainting run folder or checkpoint file, 'ssl' (the shipped U-Net encoder) or 'random'")
 @preset_option(None, help="architecture for --init random (default m1); with a checkpoint it must match the "
                           "checkpoint's")
 @_transfer_options
