@@ -54,11 +54,11 @@ from torch.utils.data import DataLoader, Subset
 from ..checkpoint import atomic_write, atomic_write_text, generator_weights, unique_name
 from ..config import ModelConfig, get_preset
 from ..errors import InpaintsslError
-from ..gan.models import Generator, init_weights
-from ..gan.step import generator_input
+from ..gan.models import Generator, init_weights, run_encoder
+from ..gan.step import generator_input, recompute_bn_stats
 from .metrics import classification_metrics
 from .train import classification_loss, resolve_init
-from .voc import ClassificationDataset, LabelledImages, balanced_subset
+from .voc import ClassificationDataset, LabelledImages, balanced_subset, stratified_split
 
 WEIGHT_DECAYS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)   # 0.1 was chosen at the grid's end before
 
@@ -103,23 +103,27 @@ def recompute_batch_norm(G: Generator, data: LabelledImages, photos: int, batch_
                          workers: int = 0, seed: int = 0) -> Generator:
     """The encoder's batch-norm statistics recomputed on ``photos`` of ``data`` (a seeded sample, centre
     squares, no hole, as the probe sees them): each statistic is the plain average over the batches
-    (``momentum=None``). Only the encoder and bottleneck are touched; returns ``G`` in eval mode."""
-    norms = [m for part in (G.encoder, G.bottleneck) for m in part.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    if photos <= 0 or not norms:
+    (``momentum=None``, :func:`..gan.step.recompute_bn_stats`). Only the encoder and bottleneck are touched;
+    returns ``G`` in eval mode."""
+    if photos <= 0:
         return G.eval()
     idx = np.random.default_rng(seed).permutation(len(data.files))[:photos].tolist()
     loader = DataLoader(Subset(ClassificationDataset(data, G.cfg.image_size, train=False), idx),
                         batch_size=batch_size, shuffle=False, num_workers=workers)
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
-    for x, _ in loader:
-        G.encode(generator_input(x, torch.zeros_like(x[:, :1]), G.cfg.mask_channel))
-    for m, momentum in zip(norms, saved):
-        m.momentum = momentum
+    recompute_bn_stats(_Encoder(G), (generator_input(x, torch.zeros_like(x[:, :1]), G.cfg.mask_channel)
+                                     for x, _ in loader))
     return G.eval()
+
+
+class _Encoder(torch.nn.Module):
+    """The generator's encoder and bottleneck only (its decoder's batch norm is not the probe's business)."""
+
+    def __init__(self, G: Generator):
+        super().__init__()
+        self.encoder, self.bottleneck = G.encoder, G.bottleneck
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return run_encoder(self.encoder, self.bottleneck, x)
 
 
 @torch.no_grad()
@@ -166,13 +170,6 @@ def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     mean, std = x.mean(0), x.std(0)
     scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 0.0)
     return [((a.astype(np.float64) - mean) * scale).astype(np.float32) for a in (train, *others)]
-
-
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, validation indices): ``fraction`` of each class (by first present label), at least
-    one image of each, held out (:func:`.voc.balanced_subset`)."""
-    val = balanced_subset(labels, fraction, seed)
-    return np.setdiff1d(np.arange(len(labels)), val), val
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray, multilabel: bool, weight_decay: float,

@@ -235,11 +235,17 @@ def label_subset(data: LabelledImages, fraction: float, seed: int) -> LabelledIm
                           f"seed {seed})")
 
 
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices): ``fraction`` of each class (by first present label), at least
+    one image of each, held out (:func:`balanced_subset`)."""
+    val = balanced_subset(labels, fraction, seed)
+    return np.setdiff1d(np.arange(len(labels)), val), val
+
+
 def validation_split(data: LabelledImages, fraction: float, seed: int) -> tuple[LabelledImages, LabelledImages]:
-    """(the rest, a held-out ``fraction``): the held-out part class-balanced and seeded (:func:`balanced_subset`),
-    for choices that must not see the test split."""
-    held = set(balanced_subset(data.labels, fraction, seed).tolist())
-    parts = ([i for i in range(len(data.files)) if i not in held], sorted(held))
+    """(the rest, a held-out ``fraction``) of ``data`` as :func:`stratified_split` draws them, for choices that
+    must not see the test split."""
+    parts = stratified_split(data.labels, fraction, seed)
     return tuple(LabelledImages([data.files[i] for i in idx], data.labels[idx], data.classes, data.multilabel,
                                 f"{data.source} ({name}: {len(idx)} images, seed {seed})")
                  for idx, name in zip(map(np.asarray, parts), ("training part", "validation part")))
