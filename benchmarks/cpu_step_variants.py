@@ -25,7 +25,7 @@ import time
 import torch
 
 from inpaintssl.gan import losses
-from inpaintssl.config import get_preset
+from inpaintssl.presets import get_preset
 from inpaintssl.gan.step import build_state, generate, training_masks
 
 

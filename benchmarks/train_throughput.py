@@ -40,7 +40,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from inpaintssl.config import ModelConfig, get_preset
+from inpaintssl.config import ModelConfig
+
+from inpaintssl.presets import get_preset
 from inpaintssl.gan.step import build_state, train_step, training_masks
 from inpaintssl.gan.train import train
 

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inpaintssl.config import apply_overrides, get_preset
+from inpaintssl.config import apply_overrides
+
+from inpaintssl.presets import get_preset
 from inpaintssl.gan.train import train
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

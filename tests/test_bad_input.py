@@ -20,7 +20,8 @@ from PIL import Image
 from conftest import smoke_config, synthetic_photo
 from inpaintssl.checkpoint import load_checkpoint, save_checkpoint
 from inpaintssl.cli import cli
-from inpaintssl.config import config_to_dict, get_preset
+from inpaintssl.config import config_to_dict
+from inpaintssl.presets import get_preset
 from inpaintssl.errors import InpaintsslError
 from inpaintssl.data.images import load_mask, load_rgb
 from inpaintssl.gan.train import train

@@ -8,7 +8,8 @@ import torch
 
 from inpaintssl import bundled
 from inpaintssl.checkpoint import generator_weights, load_checkpoint
-from inpaintssl.config import config_from_dict, config_to_dict, get_preset
+from inpaintssl.config import config_from_dict, config_to_dict
+from inpaintssl.presets import get_preset
 from inpaintssl.data.images import load_rgb
 from inpaintssl.errors import InpaintsslError
 from inpaintssl.gan.inpainter import Inpainter, center_hole

@@ -2,7 +2,9 @@ import json
 
 import pytest
 
-from inpaintssl.config import apply_overrides, config_from_dict, config_to_dict, get_preset, save_config, load_config
+from inpaintssl.config import apply_overrides, config_from_dict, config_to_dict, save_config, load_config
+
+from inpaintssl.presets import get_preset
 from inpaintssl.errors import InpaintsslError
 
 

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "inpaintssl"
-FOUNDATIONS = {"config", "errors", "checkpoint", "bundled", "files", ""}
+FOUNDATIONS = {"config", "presets", "errors", "checkpoint", "bundled", "files", ""}
 # part -> the parts it may import (docs/design.md, "Import rules"); foundations may import each other only
 ALLOWED = {
     "foundations": {"foundations"},

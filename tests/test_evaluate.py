@@ -18,7 +18,8 @@ from conftest import smoke_config, synthetic_photo, write_photos
 from inpaintssl.evaluation.ablation import ablation_configs
 from inpaintssl.checkpoint import save_checkpoint
 from inpaintssl.cli import cli
-from inpaintssl.config import config_to_dict, get_preset
+from inpaintssl.config import config_to_dict
+from inpaintssl.presets import get_preset
 from inpaintssl.errors import InpaintsslError
 from inpaintssl.evaluation.evaluate import (BASELINES, corrupt, eval_masks, load_eval_set, parse_baselines,
                                  run_evaluation)

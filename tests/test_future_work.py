@@ -12,7 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inpaintssl.config import PRESETS, apply_overrides, config_to_dict, get_preset
+from inpaintssl.config import apply_overrides, config_to_dict
+
+from inpaintssl.presets import PRESETS, get_preset
 from inpaintssl.errors import InpaintsslError
 from inpaintssl.evaluation.metrics import METRIC_KEYS, checkerboard, image_metrics, sharpness_ratio
 from inpaintssl.evaluation.report import metrics_table

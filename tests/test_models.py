@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from inpaintssl.config import PRESETS, get_preset
+from inpaintssl.presets import PRESETS, get_preset
 from inpaintssl.gan.masks import center_mask
 from inpaintssl.gan.models import Discriminator, Generator, build_models, encoder_channels
 from inpaintssl.gan.step import build_state, train_step

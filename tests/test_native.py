@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import synthetic_photo, write_photos
-from inpaintssl.config import get_preset
+from inpaintssl.presets import get_preset
 from inpaintssl.errors import InpaintsslError
 from inpaintssl.gan.fcn import ConvGenerator
 from inpaintssl.gan.inpainter import FILL_PATHS, FillPath, Inpainter, hole_regions, thickness

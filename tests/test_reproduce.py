@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from conftest import COCO_TRAIN, COCO_VAL, VOC2007, needs_coco
 from test_transfer import make_voc
 from inpaintssl.cli import cli
-from inpaintssl.config import apply_overrides, config_to_dict, get_preset
+from inpaintssl.config import apply_overrides, config_to_dict
+from inpaintssl.presets import get_preset
 from inpaintssl.evaluation import ablation
 from inpaintssl.reproduce import SCALES, stages
 from inpaintssl.reproduce.html import markdown_to_html

@@ -15,7 +15,8 @@ from PIL import Image
 from conftest import VOC2007, synthetic_photo
 from inpaintssl.checkpoint import load_checkpoint
 from inpaintssl.cli import cli
-from inpaintssl.config import config_from_dict, get_preset
+from inpaintssl.config import config_from_dict
+from inpaintssl.presets import get_preset
 from inpaintssl.errors import InpaintsslError
 from inpaintssl.transfer.train import (Classifier, TransferConfig, build_classifier, classification_loss,
                                  load_encoder, resolve_init, run_epoch)

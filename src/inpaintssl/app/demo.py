@@ -25,7 +25,8 @@ import numpy as np
 from PIL import Image
 
 from ..checkpoint import load_checkpoint
-from ..config import Config, apply_overrides, get_preset
+from ..config import Config, apply_overrides
+from ..presets import get_preset
 from ..errors import InpaintsslError
 from ..data.images import open_image
 

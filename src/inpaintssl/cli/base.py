@@ -14,7 +14,9 @@ import re
 
 import click
 
-from ..config import PRESETS, apply_overrides, get_preset
+from ..config import apply_overrides
+
+from ..presets import PRESETS, get_preset
 from ..errors import InpaintsslError
 
 

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ..config import PRESETS
+from ..presets import PRESETS
 from ..errors import InpaintsslError
 from .base import SuggestChoice, check_overrides, cli, device_option, progress_option
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-from ..config import MASK_KINDS, PRESETS, Config, apply_overrides, config_to_dict, get_preset, load_config
+from ..config import MASK_KINDS, Config, apply_overrides, config_to_dict, load_config
+
+from ..presets import PRESETS, get_preset
 from ..errors import InpaintsslError
 from .base import SuggestChoice, check_overrides, cli, device_option, preset_option, progress_option
 

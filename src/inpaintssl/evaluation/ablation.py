@@ -30,7 +30,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import Config, apply_overrides, get_preset
+from ..config import Config, apply_overrides
+
+from ..presets import get_preset
 from ..data.sources import gather_files, is_cache_dir
 from ..errors import InpaintsslError
 from .evaluate import check_dependencies, parse_baselines, run_evaluation

@@ -35,7 +35,9 @@ import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..config import Config, apply_overrides, config_to_dict, get_preset
+from ..config import Config, apply_overrides, config_to_dict
+
+from ..presets import get_preset
 from ..errors import InpaintsslError
 
 if TYPE_CHECKING:           # torch-free at import: the CLI reads SCALES for its help (``prepare`` never loads torch)

@@ -52,7 +52,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from ..checkpoint import atomic_write, atomic_write_text, generator_weights, unique_name
-from ..config import ModelConfig, get_preset
+from ..config import ModelConfig
+from ..presets import get_preset
 from ..errors import InpaintsslError
 from ..gan.models import Generator, init_weights, run_encoder
 from ..gan.step import generator_input, recompute_bn_stats

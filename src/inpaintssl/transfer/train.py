@@ -57,7 +57,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..checkpoint import atomic_write_text, check_compatible, generator_weights, load_checkpoint, save_checkpoint
-from ..config import ModelConfig, config_from_dict, config_to_dict, get_preset
+from ..config import ModelConfig, config_from_dict, config_to_dict
+from ..presets import get_preset
 from ..errors import InpaintsslError
 from ..gan.models import Generator, encoder_channels, init_weights, run_encoder
 from ..gan.step import autocast, generator_input, pick_device, resolve_precision
