@@ -15,7 +15,7 @@ from inpaintssl.cli import cli
 from inpaintssl.errors import InpaintsslError
 from inpaintssl.transfer.probe import (ProbeConfig, build_encoder, compare_probes, encoder_features, fit_linear,
                                       recompute_batch_norm, resolve_inits)
-from inpaintssl.transfer.probe_report import summarise, write_probe_report
+from inpaintssl.transfer.probe_report import over_seeds, summarise, write_probe_report
 from inpaintssl.transfer.voc import balanced_subset, load_class_folders
 
 SMOKE_LAYERS = ["layer1", "layer2", "layer3", "bottleneck"]      # the 32 px smoke encoder
@@ -199,3 +199,8 @@ def test_cli_compare_chooses_lr_and_epochs_on_validation_and_heads_from_pooled_l
     assert "chosen per run on a 20% validation part" in res.output
     bad = CliRunner().invoke(cli, args[:-4] + ["--lr-grid=-1", "--out", str(tmp_path / "x"), "--no-progress"])
     assert bad.exit_code != 0 and "--lr-grid" in bad.output
+
+
+def test_reports_name_the_seeds_their_spread_is_over():
+    assert over_seeds([0, 1, 2]) == "mean ± std over seeds 0, 1, 2"
+    assert over_seeds([1]) == "seed 1 (one run: ± 0.0)"

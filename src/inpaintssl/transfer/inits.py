@@ -36,7 +36,7 @@ from ..config import ModelConfig, config_from_dict
 from ..evaluation.plots import save_figure
 from .metrics import reference_levels
 from .probe import init_record
-from .probe_report import REFERENCE, mean_std, plus_minus
+from .probe_report import REFERENCE, mean_std, over_seeds, plus_minus
 from .report import plot_history, write_report
 from .train import TransferConfig, json_safe, prepare_out_dir, transfer_run
 from .voc import LabelledImages, label_subset
@@ -146,7 +146,7 @@ def markdown(result: dict) -> str:
              f"({result['fraction']:.0%} of `{result['train_labels']}`"
              f"{', class-balanced per seed' if result['fraction'] < 1 else ''}), "
              f"{result['test_images']} test images (`{result['test_labels']}`). Test scores of the last epoch, "
-             f"mean ± std over seeds {', '.join(map(str, result['seeds']))}; in brackets the paired difference "
+             f"{over_seeds(result['seeds'])}; in brackets the paired difference "
              "to the random init at the same seed (points).", "",
              "| init | test top-1 (%) | test mAP (%) | train top-1 (%) | train mAP (%) | s / run |",
              "|---|---:|---:|---:|---:|---:|"]

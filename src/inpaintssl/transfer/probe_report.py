@@ -70,12 +70,20 @@ def plus_minus(m: float, s: float, signed: bool = False) -> str:
     return f"{m:+.1f} ± {s:.1f}" if signed else f"{m:.1f} ± {s:.1f}"
 
 
+def over_seeds(seeds) -> str:
+    """How a report's ± reads: "mean ± std over seeds 0, 1, 2", or "seed 1 (one run: ± 0.0)"."""
+    seeds = list(seeds)
+    if len(seeds) == 1:
+        return f"seed {seeds[0]} (one run: ± 0.0)"
+    return f"mean ± std over seeds {', '.join(map(str, seeds))}"
+
+
 def markdown(result: dict, summary: dict) -> str:
     metric = "mAP" if result["metric"] == "map" else "top-1 accuracy"
     inits, layers = list(result["inits"]), result["layers"]
     p = result["probe"]
-    lines = [f"Linear probes on frozen encoder features: test {metric} (%), mean ± std over seeds "
-             f"{', '.join(map(str, result['seeds']))}; {result['train_images']} training and "
+    lines = [f"Linear probes on frozen encoder features: test {metric} (%), "
+             f"{over_seeds(result['seeds'])}; {result['train_images']} training and "
              f"{result['test_images']} test images (`{result['train_labels']}` / `{result['test_labels']}`). "
              f"Each layer average-pooled to {p['grid']}x{p['grid']} and standardised, batch norm recomputed on "
              f"{p.get('bn_photos', 0)} hole-free training photos (0 = the checkpoint's); L-BFGS softmax "
