@@ -1,14 +1,14 @@
 """The equal-compute pretext study's tables and plot (docs/transfer.md): probes and fine-tuning, per pretext.
 
-    python scripts/ssl_study.py --probes study/probe-all --probes study/probe-10 --finetune voc=study/ft-voc \
-        --out docs/ssl-study.png
+    python scripts/ssl_study.py --probes study/probe-all --probes study/probe-10 \
+        --finetune "VOC2007, paper recipe=study/ft-voc" --finetune "Imagenette 10%=study/ft-in10" --out docs/ssl-study.png
 
 ``--probes``: report folders of ``inpaintssl transfer probe`` (their ``probes.json``), every init probed alike;
 ``--finetune NAME=ROOT``: ``ROOT/<init>/seed<k>/metrics.json`` from ``inpaintssl transfer train`` (one per init
-and seed, same seeds for every init, ``random`` among them). Prints markdown: the layer x pretext table per
-label fraction (mean ± std over seeds), each init's best layer (chosen on validation) against random's best
-layer, and the fine-tuned scores with the paired difference to random; draws the best-layer and fine-tuning
-bars into ``--out``.
+and seed, same seeds for every init, ``random`` among them); a NAME starting with "voc" is scored by mAP, any
+other by top-1. Prints markdown: the layer x pretext table per label fraction (mean ± std over seeds), each
+init's best layer (chosen on validation) against random's best layer, and the fine-tuned scores with the paired
+difference to random; draws the best-layer and fine-tuning bars into ``--out``.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def finetune_table(name: str, root: Path) -> tuple[list[str], dict]:
         runs.setdefault(f.parent.parent.name, {})[int(f.parent.name[4:])] = m
     if "random" not in runs:
         raise SystemExit(f"{root}: no random/seed*/metrics.json to pair with")
-    metric = "map" if name.startswith("voc") else "top1"
+    metric = "map" if name.lower().startswith("voc") else "top1"
     ref = runs["random"]
     lines = [f"**Fine-tuned, {name}** (test {'mAP' if metric == 'map' else 'top-1'} %, mean ± std over seeds; "
              "in brackets the paired difference to random at the same seed)", "",
@@ -87,7 +87,7 @@ def plot(best: dict, fine: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     panels = [(f"probe, {fr:.0%} labels: best layer (top-1 %)", {k: (v[1], v[2]) for k, v in b.items()})
               for fr, b in sorted(best.items(), reverse=True)]
-    panels += [(f"fine-tuned, {n} ({'mAP' if n.startswith('voc') else 'top-1'} %)",
+    panels += [(f"fine-tuned, {n} ({'mAP' if n.lower().startswith('voc') else 'top-1'} %)",
                 {k: (v[0], v[1]) for k, v in f.items()}) for n, f in fine.items()]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for ax, (title, vals) in zip(axes[0], panels):
