@@ -57,6 +57,11 @@ def probe_tables(results: list[dict]) -> tuple[list[str], dict]:
     return lines, best
 
 
+def scored_by(name: str) -> str:
+    """The metric of a fine-tuning table: mAP for a NAME starting with "voc" (any case), else top-1."""
+    return "map" if name.lower().startswith("voc") else "top1"
+
+
 def finetune_table(name: str, root: Path) -> tuple[list[str], dict]:
     runs = {}
     for f in sorted(root.glob("*/seed*/metrics.json")):
@@ -64,7 +69,7 @@ def finetune_table(name: str, root: Path) -> tuple[list[str], dict]:
         runs.setdefault(f.parent.parent.name, {})[int(f.parent.name[4:])] = m
     if "random" not in runs:
         raise SystemExit(f"{root}: no random/seed*/metrics.json to pair with")
-    metric = "map" if name.lower().startswith("voc") else "top1"
+    metric = scored_by(name)
     ref = runs["random"]
     lines = [f"**Fine-tuned, {name}** (test {'mAP' if metric == 'map' else 'top-1'} %, mean ± std over seeds; "
              "in brackets the paired difference to random at the same seed)", "",
@@ -87,7 +92,7 @@ def plot(best: dict, fine: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     panels = [(f"probe, {fr:.0%} labels: best layer (top-1 %)", {k: (v[1], v[2]) for k, v in b.items()})
               for fr, b in sorted(best.items(), reverse=True)]
-    panels += [(f"fine-tuned, {n} ({'mAP' if n.lower().startswith('voc') else 'top-1'} %)",
+    panels += [(f"fine-tuned, {n} ({'mAP' if scored_by(n) == 'map' else 'top-1'} %)",
                 {k: (v[0], v[1]) for k, v in f.items()}) for n, f in fine.items()]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for ax, (title, vals) in zip(axes[0], panels):
