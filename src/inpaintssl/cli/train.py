@@ -101,8 +101,12 @@ def train(preset, data, out, steps, epochs, mask, device, overrides, resume, ove
                            progress=not no_progress, log=lambda msg: click.echo(msg, err=True))
     if summary.get("rank", 0) == 0:                                # under torchrun: one line, not one per rank
         click.echo(f"step {summary['step']} of {cfg.train.steps}; checkpoint: {out / 'checkpoints' / 'latest.pt'}")
-    if summary["interrupted"]:
-        sys.exit(130)
+    code = 130 if summary["interrupted"] else 0
+    if summary.get("world", 1) > 1:                                 # a torchrun worker: no interpreter shutdown
+        from ..gan.distributed import exit_worker
+        exit_worker(code)
+    if code:
+        sys.exit(code)
 
 
 @cli.command()

@@ -26,8 +26,10 @@ How a step is split (``train.batch_size`` stays the GLOBAL batch B, which must d
 from __future__ import annotations
 
 import datetime
+import gc
 import inspect
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -82,8 +84,21 @@ def setup(device_name: str) -> tuple[DistInfo, str]:
 
 
 def teardown(info: DistInfo) -> None:
+    """Destroy the group this process made. Objects that still hold it (a DDP reducer kept alive by a
+    reference cycle) are collected first: left to interpreter shutdown, gloo's worker threads were seen
+    to abort a rank at exit (SIGABRT, "terminate called without an active exception")."""
     if info.owns_group and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
+        gc.collect()
+
+
+def exit_worker(code: int) -> None:
+    """End a torchrun worker process now, skipping interpreter shutdown (see :func:`teardown`): every
+    file is written and closed by then, and the streams are flushed here."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def on_main(fn, info: DistInfo) -> None:

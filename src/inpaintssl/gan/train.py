@@ -326,4 +326,5 @@ def _run(cfg: Config, run_dir: Path, sources, resume: bool, overwrite: bool, pro
         log(f"interrupted at step {state.step}: saved {run_dir / 'checkpoints' / 'latest.pt'}; "
             f"continue with --resume")
     return {"step": state.step, "interrupted": interrupted, "skipped_files": skipped_all,
-            "images": n_images, "seconds": round(time.perf_counter() - t_start, 2), "rank": dist_info.rank}
+            "images": n_images, "seconds": round(time.perf_counter() - t_start, 2), "rank": dist_info.rank,
+            "world": dist_info.world}
