@@ -203,6 +203,8 @@ def test_the_name_ssl_selects_the_shipped_unet_encoder_and_transfer_refuses_the_
     cfg = config_from_dict(ckpt["config"]).model
     assert ckpt["bundled"] and cfg.arch == "unet" and cfg.image_size == 64
     assert load_encoder(Classifier(cfg, 20, TransferConfig()), ckpt)
+    record = bundled.bundled_info(bundled.weights_dir("ssl"))["training"]   # its record: data, steps, command
+    assert record["steps"] == ckpt["step"] and record["photos"] > 0 and "inpaintssl train" in record["command"]
     fcn = config_from_dict(load_checkpoint("bundled")["config"]).model
     with pytest.raises(InpaintsslError, match="fully convolutional"):
         Classifier(fcn, 20, TransferConfig())

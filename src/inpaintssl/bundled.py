@@ -28,7 +28,7 @@ from .errors import InpaintsslError
 from .files import atomic_write, atomic_write_text
 
 BUNDLED = "bundled"      # the inpainting model: inpaint, serve and demo use it by default
-SSL = "ssl"              # the shipped U-Net encoder for transfer (--init ssl): the earlier bundled m1-plus-64
+SSL = "ssl"              # the shipped U-Net encoder for transfer (--init ssl): centre-hole pretext, 36,000 steps
 WEIGHTS_FILE = "bundled.safetensors"
 INFO_FILE = "bundled.json"
 REINSTALL = "reinstall inpaintssl (pip install --force-reinstall --no-deps inpaintssl, or pip install -e . in a checkout)"
