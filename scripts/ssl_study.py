@@ -57,8 +57,11 @@ def probe_tables(results: list[dict]) -> tuple[list[str], dict]:
     return lines, best
 
 
+METRIC_LABEL = {"map": "mAP", "top1": "top-1"}
+
+
 def scored_by(name: str) -> str:
-    """The metric of a fine-tuning table: mAP for a NAME starting with "voc" (any case), else top-1."""
+    """The metric key of a fine-tuning table: ``map`` for a NAME starting with "voc" (any case), else ``top1``."""
     return "map" if name.lower().startswith("voc") else "top1"
 
 
@@ -71,7 +74,7 @@ def finetune_table(name: str, root: Path) -> tuple[list[str], dict]:
         raise SystemExit(f"{root}: no random/seed*/metrics.json to pair with")
     metric = scored_by(name)
     ref = runs["random"]
-    lines = [f"**Fine-tuned, {name}** (test {'mAP' if metric == 'map' else 'top-1'} %, mean ± std over seeds; "
+    lines = [f"**Fine-tuned, {name}** (test {METRIC_LABEL[metric]} %, mean ± std over seeds; "
              "in brackets the paired difference to random at the same seed)", "",
              "| init | seeds | test | vs random |", "|---|---:|---:|---:|"]
     out = {}
@@ -92,7 +95,7 @@ def plot(best: dict, fine: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     panels = [(f"probe, {fr:.0%} labels: best layer (top-1 %)", {k: (v[1], v[2]) for k, v in b.items()})
               for fr, b in sorted(best.items(), reverse=True)]
-    panels += [(f"fine-tuned, {n} ({'mAP' if scored_by(n) == 'map' else 'top-1'} %)",
+    panels += [(f"fine-tuned, {n} ({METRIC_LABEL[scored_by(n)]} %)",
                 {k: (v[0], v[1]) for k, v in f.items()}) for n, f in fine.items()]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for ax, (title, vals) in zip(axes[0], panels):
