@@ -204,3 +204,17 @@ def test_cli_compare_chooses_lr_and_epochs_on_validation_and_heads_from_pooled_l
 def test_reports_name_the_seeds_their_spread_is_over():
     assert over_seeds([0, 1, 2]) == "mean ± std over seeds 0, 1, 2"
     assert over_seeds([1]) == "seed 1 (one run: ± 0.0)"
+
+
+def test_an_lr_that_diverges_is_reported_and_not_chosen(tmp_path, smoke_run):
+    data = _bright_dark(tmp_path / "data", 10)
+    args = ["transfer", "train", "--init", str(smoke_run), "--data", str(data), "--train-split", "train",
+            "--test-split", "dev", "--epochs", "2", "--batch", "4", "--workers", "0", "--lr-grid", "0.01",
+            "--lr-grid", "1e12", "--no-progress"]
+    res = CliRunner().invoke(cli, args + ["--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    c = json.loads((tmp_path / "run" / "metrics.json").read_text())["choice"]
+    assert c["diverged"] == ["1e+12"] and c["val"]["1e+12"] == [] and c["lr"] == 0.01
+    assert "lr 1e+12 diverged" in res.output
+    res = CliRunner().invoke(cli, args[:-5] + ["--lr-grid", "1e12", "--no-progress", "--out", str(tmp_path / "all")])
+    assert res.exit_code != 0 and "every --lr-grid value diverged" in res.output

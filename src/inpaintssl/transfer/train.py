@@ -229,7 +229,7 @@ def run_epoch(model: Classifier, loader: DataLoader, device: torch.device, multi
             all_scores.append((torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)).detach())
     mean = float(total) / max(count, 1)                                         # the one host sync
     if not math.isfinite(mean):
-        raise InpaintsslError(f"non-finite loss (mean {mean}) while {'training' if training else 'testing'}"
+        raise DivergedError(f"non-finite loss (mean {mean}) while {'training' if training else 'testing'}"
                               "; lower --lr")
     return mean, torch.cat(all_scores).cpu().numpy(), torch.cat(all_labels).numpy()
 
@@ -334,27 +334,42 @@ def json_safe(obj):
     return obj
 
 
+class DivergedError(InpaintsslError):
+    """The loss of a fine-tuning run became non-finite (the learning rate is too high)."""
+
+
 def choose_recipe(train_data: LabelledImages, model_cfg: ModelConfig, ckpt: dict | None, cfg: TransferConfig,
                   out_dir: Path, init_name: str, progress: bool = False, log=print) -> dict:
     """The learning rate of ``cfg.lr_grid`` and the epoch count (1..``cfg.epochs``) with the best validation
     score (mAP for multi-label data, top-1 otherwise; ties: the smaller lr, the fewer epochs), each lr trained
-    on the rest of the training split into ``out_dir/lr<lr>/``. The test split takes no part.
-    Returns {"lr", "epochs", "val": {lr: [score per epoch]}}."""
+    on the rest of the training split into ``out_dir/lr<lr>/``. The test split takes no part. An lr whose
+    loss becomes non-finite is logged, listed under "diverged" and not chosen at any epoch (its curve is
+    empty); an error only if every lr diverges.
+    Returns {"lr", "epochs", "val": {lr: [score per epoch]}, "val_images", "diverged": [lr, ...]}."""
     rest, val = validation_split(train_data, cfg.val_fraction, cfg.seed)
     key = "test_map" if train_data.multilabel else "test_top1"
-    curves = {}
+    curves, diverged = {}, []
     for lr in sorted(cfg.lr_grid):
         c = dataclasses.replace(cfg, lr=lr, lr_grid=())
         model = build_classifier(model_cfg, len(train_data.classes), c, ckpt)
         folder = Path(out_dir) / f"lr{lr:g}"
         prepare_out_dir(folder, True)
-        r = fit(model, rest, val, c, folder, f"{init_name} lr {lr:g} (validation)", progress, log)
+        try:
+            r = fit(model, rest, val, c, folder, f"{init_name} lr {lr:g} (validation)", progress, log)
+        except DivergedError as err:
+            log(f"[{init_name}] lr {lr:g} diverged ({err}): not chosen")
+            diverged.append(lr)
+            curves[lr] = []
+            continue
         curves[lr] = [row[key] for row in r["history"]]
+    if len(diverged) == len(curves):
+        raise InpaintsslError(f"every --lr-grid value diverged ({', '.join(f'{v:g}' for v in diverged)}); "
+                              "add smaller learning rates")
     lr, epochs = max(((lr, e + 1) for lr, v in curves.items() for e in range(len(v))),
                      key=lambda le: (curves[le[0]][le[1] - 1], -le[0], -le[1]))
     log(f"[{init_name}] chosen on validation: lr {lr:g}, {epochs} epochs ({100 * curves[lr][epochs - 1]:.1f})")
     return {"lr": lr, "epochs": epochs, "val": {f"{k:g}": v for k, v in curves.items()},
-            "val_images": len(val.files)}
+            "val_images": len(val.files), "diverged": [f"{v:g}" for v in diverged]}
 
 
 def transfer_run(train_data: LabelledImages, test_data: LabelledImages, model_cfg: ModelConfig,
