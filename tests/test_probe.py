@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -218,3 +219,15 @@ def test_an_lr_that_diverges_is_reported_and_not_chosen(tmp_path, smoke_run):
     assert "lr 1e+12 diverged" in res.output
     res = CliRunner().invoke(cli, args[:-5] + ["--lr-grid", "1e12", "--no-progress", "--out", str(tmp_path / "all")])
     assert res.exit_code != 0 and "every --lr-grid value diverged" in res.output
+
+
+def test_a_layer_smaller_than_the_grid_is_kept_at_its_own_size(tmp_path, smoke_run):
+    data = load_class_folders(_bright_dark(tmp_path / "data", 2), "train")
+    model_cfg, ckpt = resolve_inits([str(smoke_run)])["smoke"]
+    feats = encoder_features(model_cfg, ckpt, data, ProbeConfig(grid=8, bn_photos=0))
+    with torch.no_grad():
+        z, skips = build_encoder(model_cfg, ckpt).encode(torch.zeros(1, 4 if model_cfg.mask_channel else 3, 32, 32))
+    sizes = [h.shape[1:] for h in skips]                         # 32 px: (C, 16, 16), (C, 8, 8), (C, 4, 4)
+    assert [s[-1] for s in sizes] == [16, 8, 4]
+    assert [feats[f"layer{i}"].shape[1] for i in (1, 2, 3)] == [c * 64 for c, _, _ in sizes[:2]] + [sizes[2][0] * 16]
+    assert feats["bottleneck"].shape[1] == z[0].numel()

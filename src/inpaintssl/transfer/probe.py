@@ -5,8 +5,9 @@
 
 Features (:func:`encoder_features`): each photo's centre square, resized to the encoder's image size, goes
 through the generator's encoder **in eval mode** (no hole, so an M1/M2 encoder sees the whole photo); the
-output of every encoder layer ``layer1..layerN`` is average-pooled to a ``grid x grid`` map and flattened, the
-1x1 bottleneck is flattened as it is (``bottleneck``). Batch norm's statistics are first recomputed on
+output of every encoder layer ``layer1..layerN`` is average-pooled to a ``grid x grid`` map and flattened (a
+layer already smaller than that is flattened at its own size, not copied up), the 1x1 bottleneck is flattened
+as it is (``bottleneck``). Batch norm's statistics are first recomputed on
 ``bn_photos`` hole-free photos of the probe's training split (their labels unused; :func:`recompute_batch_norm`):
 a checkpoint's running statistics were gathered on holed training batches, which the probe input never is
 (0 keeps them). The default ``grid`` is 4, a measured choice: grid 2 cost about 5 points of Imagenette top-1 for
@@ -135,7 +136,8 @@ def _extract(G: Generator, data: LabelledImages, grid: int, cfg: ProbeConfig) ->
     for x, _ in loader:
         z, skips = G.encode(generator_input(x, torch.zeros_like(x[:, :1]), G.cfg.mask_channel))  # no hole
         for i, h in enumerate(skips, start=1):                           # (B, C_i, S/2^i, S/2^i)
-            out.setdefault(f"layer{i}", []).append(F.adaptive_avg_pool2d(h.float(), grid).flatten(1).numpy())
+            g = min(grid, h.shape[-1])                                   # a smaller layer as it is
+            out.setdefault(f"layer{i}", []).append(F.adaptive_avg_pool2d(h.float(), g).flatten(1).numpy())
         out.setdefault("bottleneck", []).append(z.float().flatten(1).numpy())
     return {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}
 
