@@ -14,6 +14,7 @@ from PIL import Image
 from conftest import synthetic_photo
 from inpaintssl.cli import cli
 from inpaintssl.errors import InpaintsslError
+from inpaintssl.gan.step import generator_input
 from inpaintssl.transfer.probe import (ProbeConfig, build_encoder, compare_probes, encoder_features, fit_linear,
                                       recompute_batch_norm, resolve_inits)
 from inpaintssl.transfer.probe_report import over_seeds, summarise, write_probe_report
@@ -226,7 +227,8 @@ def test_a_layer_smaller_than_the_grid_is_kept_at_its_own_size(tmp_path, smoke_r
     model_cfg, ckpt = resolve_inits([str(smoke_run)])["smoke"]
     feats = encoder_features(model_cfg, ckpt, data, ProbeConfig(grid=8, bn_photos=0))
     with torch.no_grad():
-        z, skips = build_encoder(model_cfg, ckpt).encode(torch.zeros(1, 4 if model_cfg.mask_channel else 3, 32, 32))
+        x = torch.zeros(1, 3, 32, 32)
+        z, skips = build_encoder(model_cfg, ckpt).encode(generator_input(x, x[:, :1], model_cfg.mask_channel))
     sizes = [h.shape[1:] for h in skips]                         # 32 px: (C, 16, 16), (C, 8, 8), (C, 4, 4)
     assert [s[-1] for s in sizes] == [16, 8, 4]
     assert [feats[f"layer{i}"].shape[1] for i in (1, 2, 3)] == [c * 64 for c, _, _ in sizes[:2]] + [sizes[2][0] * 16]

@@ -9,3 +9,7 @@ traceback; anything else that escapes is a bug in inpaintssl and keeps its trace
 
 class InpaintsslError(Exception):
     """A user-facing error: the message says which file or option is wrong and what to do."""
+
+
+class NonFiniteLossError(InpaintsslError):
+    """A training loss became NaN or infinite (inpainting training, or a fine-tuning learning rate too high)."""

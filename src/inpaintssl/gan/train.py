@@ -37,7 +37,7 @@ from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from ..config import Config, config_to_dict, save_config
 from ..data.folder import ImageFolder, embedded_photos, make_loader
 from ..data.sources import gather_files, is_cache_dir
-from ..errors import InpaintsslError
+from ..errors import InpaintsslError, NonFiniteLossError
 from ..data.images import make_grid, save_png, to_uint8
 from .masks import make_masks, step_generator
 from .step import (TrainState, build_state, compose, generate, generator_input, pick_device, recompute_bn_stats,
@@ -45,10 +45,6 @@ from .step import (TrainState, build_state, compose, generate, generator_input, 
 
 RUN_FILES = ("config.json", "metrics.jsonl", "samples", "checkpoints", "skipped_files.txt")
 EMA_BN_BATCHES = 8        # batches that recompute the EMA generator's batch-norm statistics before a save
-
-
-class NonFiniteLossError(InpaintsslError):
-    pass
 
 
 @torch.no_grad()

@@ -59,7 +59,7 @@ from tqdm import tqdm
 from ..checkpoint import atomic_write_text, check_compatible, generator_weights, load_checkpoint, save_checkpoint
 from ..config import ModelConfig, config_from_dict, config_to_dict
 from ..presets import get_preset
-from ..errors import InpaintsslError
+from ..errors import InpaintsslError, NonFiniteLossError
 from ..gan.models import Generator, encoder_channels, init_weights, run_encoder
 from ..gan.step import autocast, generator_input, pick_device, resolve_precision
 from .metrics import AP_METHODS, classification_metrics
@@ -229,8 +229,8 @@ def run_epoch(model: Classifier, loader: DataLoader, device: torch.device, multi
             all_scores.append((torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)).detach())
     mean = float(total) / max(count, 1)                                         # the one host sync
     if not math.isfinite(mean):
-        raise DivergedError(f"non-finite loss (mean {mean}) while {'training' if training else 'testing'}"
-                              "; lower --lr")
+        raise NonFiniteLossError(f"non-finite loss (mean {mean}) while {'training' if training else 'testing'}"
+                                 "; lower --lr")
     return mean, torch.cat(all_scores).cpu().numpy(), torch.cat(all_labels).numpy()
 
 
@@ -334,10 +334,6 @@ def json_safe(obj):
     return obj
 
 
-class DivergedError(InpaintsslError):
-    """The loss of a fine-tuning run became non-finite (the learning rate is too high)."""
-
-
 def choose_recipe(train_data: LabelledImages, model_cfg: ModelConfig, ckpt: dict | None, cfg: TransferConfig,
                   out_dir: Path, init_name: str, progress: bool = False, log=print) -> dict:
     """The learning rate of ``cfg.lr_grid`` and the epoch count (1..``cfg.epochs``) with the best validation
@@ -348,7 +344,7 @@ def choose_recipe(train_data: LabelledImages, model_cfg: ModelConfig, ckpt: dict
     Returns {"lr", "epochs", "val": {lr: [score per epoch]}, "val_images", "diverged": [lr, ...]}."""
     rest, val = validation_split(train_data, cfg.val_fraction, cfg.seed)
     key = "test_map" if train_data.multilabel else "test_top1"
-    curves, diverged = {}, []
+    curves = {}
     for lr in sorted(cfg.lr_grid):
         c = dataclasses.replace(cfg, lr=lr, lr_grid=())
         model = build_classifier(model_cfg, len(train_data.classes), c, ckpt)
@@ -356,12 +352,12 @@ def choose_recipe(train_data: LabelledImages, model_cfg: ModelConfig, ckpt: dict
         prepare_out_dir(folder, True)
         try:
             r = fit(model, rest, val, c, folder, f"{init_name} lr {lr:g} (validation)", progress, log)
-        except DivergedError as err:
+        except NonFiniteLossError as err:
             log(f"[{init_name}] lr {lr:g} diverged ({err}): not chosen")
-            diverged.append(lr)
-            curves[lr] = []
+            curves[lr] = []                                        # a fit that ran has >= 1 epoch
             continue
         curves[lr] = [row[key] for row in r["history"]]
+    diverged = [lr for lr, v in curves.items() if not v]
     if len(diverged) == len(curves):
         raise InpaintsslError(f"every --lr-grid value diverged ({', '.join(f'{v:g}' for v in diverged)}); "
                               "add smaller learning rates")
