@@ -136,8 +136,8 @@ def transfer_compare(inits, seeds, data, train_split, test_split, out, labels, o
 @click.option("--label-fraction", "fractions", multiple=True, type=click.FloatRange(0, 1, min_open=True),
               help="fraction of the training labels (class-balanced, seeded); repeatable  [default: 1]")
 @click.option("--grid", type=click.IntRange(1, 8), default=4, show_default=True,
-              help="each encoder layer is average-pooled to GRID x GRID before the probe (grid 2 cost about "
-                   "5 points for every init: docs/transfer.md)")
+              help="each encoder layer is average-pooled to GRID x GRID before the probe (grids 2 and 8 "
+                   "scored below 4 for every init: docs/transfer.md)")
 @click.option("--bn-photos", type=click.IntRange(0), default=2048, show_default=True,
               help="recompute batch norm on this many hole-free training photos first (0 = the checkpoint's "
                    "statistics, gathered on holed batches)")

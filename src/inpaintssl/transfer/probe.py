@@ -10,11 +10,12 @@ layer already smaller than that is flattened at its own size, not copied up), th
 as it is (``bottleneck``). Batch norm's statistics are first recomputed on
 ``bn_photos`` hole-free photos of the probe's training split (their labels unused; :func:`recompute_batch_norm`):
 a checkpoint's running statistics were gathered on holed training batches, which the probe input never is
-(0 keeps them). The default ``grid`` is 4, a measured choice: grid 2 cost about 5 points of Imagenette top-1 for
-every init, the same for pretrained and random (docs/transfer.md). They are
-computed once per (encoder, split, size, grid) and cached as ``.npz`` files named by a hash of those, so a
-probe takes seconds; each fitted probe's result is kept there too (``fits/``), so a rerun with one more init
-fits only that init's probes. A random encoder is the DCGAN initialisation of the generator for a seed.
+(0 keeps them). The default ``grid`` is 4, a measured choice: on Imagenette, grid 2 cost about 5 points of top-1
+for every init, and grid 8 cost the shipped encoder and random 1-4 points at their best layers
+(docs/transfer.md). They are computed once per (encoder, split, size, grid) and cached as ``.npz`` files
+named by a hash of those, so a probe takes seconds; each fitted probe's result is kept there too (``fits/``),
+so a rerun with one more init fits only that init's probes. A random encoder is the DCGAN initialisation of
+the generator for a seed.
 
 Probe (:func:`linear_probe`), chosen so that it converges and needs no learning rate:
 
