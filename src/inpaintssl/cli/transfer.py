@@ -137,7 +137,7 @@ def transfer_compare(inits, seeds, data, train_split, test_split, out, labels, o
               help="fraction of the training labels (class-balanced, seeded); repeatable  [default: 1]")
 @click.option("--grid", type=click.IntRange(1, 8), default=4, show_default=True,
               help="each encoder layer is average-pooled to GRID x GRID before the probe (grids 2 and 8 "
-                   "scored below 4 for every init: docs/transfer.md)")
+                   "scored lower at the best layers: docs/transfer.md)")
 @click.option("--bn-photos", type=click.IntRange(0), default=2048, show_default=True,
               help="recompute batch norm on this many hole-free training photos first (0 = the checkpoint's "
                    "statistics, gathered on holed batches)")
